@@ -1,0 +1,229 @@
+//! Response bodies of the transports and of the guard layers.
+
+use crate::event::{BoxError, IntoPush, Push};
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    fmt,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+/// What an SSE heartbeat writes: an empty comment line and a blank line.
+const SSE_HEARTBEAT: &[u8] = b":\n\n";
+
+pin_project! {
+    /// The response body of the push transports ([`Sse`](crate::sse::Sse),
+    /// [`LongPoll`](crate::long_poll::LongPoll) and [`Negotiate`](crate::negotiate::Negotiate)).
+    ///
+    /// For SSE it streams the events of `St` as they come, one frame per event, each frame the
+    /// event's shared encoding (no copy). For long-poll and for refusals it is a fixed body.
+    /// Its error type is [`Infallible`]: an error item of the stream ends the body cleanly.
+    pub struct PushBody<St> {
+        #[pin]
+        kind: Kind<St>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<St> {
+        Stream {
+            #[pin]
+            stream: St,
+            head: Option<Bytes>,
+            done: bool,
+        },
+        Chunks {
+            chunks: VecDeque<Bytes>,
+        },
+    }
+}
+
+impl<St> PushBody<St> {
+    pub(crate) fn sse(stream: St, head: Option<Bytes>) -> Self {
+        Self {
+            kind: Kind::Stream {
+                stream,
+                head,
+                done: false,
+            },
+        }
+    }
+
+    pub(crate) fn chunks(chunks: VecDeque<Bytes>) -> Self {
+        Self {
+            kind: Kind::Chunks { chunks },
+        }
+    }
+
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        let mut chunks = VecDeque::with_capacity(1);
+        if !bytes.is_empty() {
+            chunks.push_back(bytes);
+        }
+        Self::chunks(chunks)
+    }
+}
+
+impl<St> fmt::Debug for PushBody<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Stream { done, .. } => f
+                .debug_struct("PushBody::Stream")
+                .field("stream", &std::any::type_name::<St>())
+                .field("done", done)
+                .finish(),
+            Kind::Chunks { chunks } => f
+                .debug_struct("PushBody::Chunks")
+                .field("len", &chunks.iter().map(Bytes::len).sum::<usize>())
+                .finish(),
+        }
+    }
+}
+
+impl<St> http_body::Body for PushBody<St>
+where
+    St: Stream,
+    St::Item: IntoPush,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.project().kind.project() {
+            KindProj::Chunks { chunks } => {
+                Poll::Ready(chunks.pop_front().map(|c| Ok(Frame::data(c))))
+            }
+            KindProj::Stream { stream, head, done } => {
+                if let Some(head) = head.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(head))));
+                }
+                if *done {
+                    return Poll::Ready(None);
+                }
+                // One frame per ready event: hyper polls again at once and writes the frames
+                // back to back (vectored), flushing only when the stream is pending.
+                let frame = match ready!(stream.poll_next(cx)).map(IntoPush::into_push) {
+                    Some(Ok(Push::Event(event))) => event.to_sse(),
+                    Some(Ok(Push::Heartbeat)) => Bytes::from_static(SSE_HEARTBEAT),
+                    Some(Err(error)) => {
+                        let error: BoxError = error.into();
+                        tracing::debug!(%error, "push stream failed; ending the SSE body");
+                        *done = true;
+                        return Poll::Ready(None);
+                    }
+                    None => {
+                        *done = true;
+                        return Poll::Ready(None);
+                    }
+                };
+                Poll::Ready(Some(Ok(Frame::data(frame))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Chunks { chunks } => chunks.is_empty(),
+            Kind::Stream { head, done, .. } => *done && head.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Chunks { chunks } => {
+                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            }
+            Kind::Stream { .. } => SizeHint::default(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of the guard layers (Last-Event-ID, and later Origin and tickets):
+    /// the inner service's body, or a short text refusal.
+    pub struct GuardBody<B> {
+        #[pin]
+        kind: GuardKind<B>,
+    }
+}
+
+pin_project! {
+    #[project = GuardKindProj]
+    enum GuardKind<B> {
+        Inner { #[pin] body: B },
+        Refused { data: Option<Bytes> },
+    }
+}
+
+impl<B> GuardBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        Self {
+            kind: GuardKind::Inner { body },
+        }
+    }
+
+    pub(crate) fn refused(data: Bytes) -> Self {
+        Self {
+            kind: GuardKind::Refused { data: Some(data) },
+        }
+    }
+}
+
+impl<B> fmt::Debug for GuardBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            GuardKind::Inner { .. } => f
+                .debug_struct("GuardBody::Inner")
+                .field("body", &std::any::type_name::<B>())
+                .finish(),
+            GuardKind::Refused { data } => f
+                .debug_struct("GuardBody::Refused")
+                .field("data", data)
+                .finish(),
+        }
+    }
+}
+
+impl<B> http_body::Body for GuardBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            GuardKindProj::Inner { body } => body.poll_frame(cx),
+            GuardKindProj::Refused { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            GuardKind::Inner { body } => body.is_end_stream(),
+            GuardKind::Refused { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            GuardKind::Inner { body } => body.size_hint(),
+            GuardKind::Refused { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}

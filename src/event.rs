@@ -1,0 +1,567 @@
+//! The transport-neutral [`Event`] and the items a push stream yields.
+//!
+//! An [`Event`] is what the application pushes: an optional id, an optional event name, text
+//! data, an optional `retry` and an optional comment. Every transport renders it:
+//!
+//! * **SSE** writes it as a `text/event-stream` block (`id:`, `event:`, `data:` lines,
+//!   `retry:`, `:` comments), following the [WHATWG rules].
+//! * **Long-poll** (and later WebSocket) writes it as a JSON object
+//!   `{"id":"..","event":"..","data":".."}` (absent fields are left out).
+//!
+//! # Encoded once
+//!
+//! An event is immutable once built and cheap to clone (one reference count). Each encoding is
+//! computed the first time a transport needs it and then shared: an event fanned out to 10,000
+//! SSE connections is serialized once, and every connection writes the same [`Bytes`].
+//!
+//! # Validation
+//!
+//! Setters that take a line-oriented field return a [`Result`]: CR or LF in an id, event name or
+//! comment, and NUL in an id, are refused with an [`EventError`] instead of a panic (axum panics;
+//! warp lets a CR in data start a new field). Data may hold anything: it is split into `data:`
+//! lines on CR, LF and CRLF, and a leading space survives because every field is written as
+//! `name: value`.
+//!
+//! ```
+//! use tower_push::Event;
+//!
+//! # fn main() -> Result<(), tower_push::EventError> {
+//! let event = Event::new().data(" two\nlines").event("tick")?.id("7")?;
+//! assert_eq!(&event.to_sse()[..], b"id: 7\nevent: tick\ndata:  two\ndata: lines\n\n");
+//! assert_eq!(
+//!     &event.to_json()[..],
+//!     br#"{"id":"7","event":"tick","data":" two\nlines"}"#,
+//! );
+//!
+//! // Injection through the event name is an error, not a new field.
+//! assert!(Event::new().event("a\ndata: evil").is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [WHATWG rules]: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::{convert::Infallible, fmt, sync::Arc, sync::OnceLock, time::Duration};
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One event pushed to clients.
+///
+/// See the [module docs](crate::event) for the wire formats and an example.
+#[derive(Clone, Default)]
+pub struct Event {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    id: Option<Box<str>>,
+    event: Option<Box<str>>,
+    data: Option<Box<str>>,
+    retry: Option<Duration>,
+    comment: Option<Box<str>>,
+    sse: OnceLock<Bytes>,
+    json: OnceLock<Bytes>,
+}
+
+/// Why an [`Event`] field was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    field: &'static str,
+    reason: &'static str,
+}
+
+impl EventError {
+    /// The field that was refused: `"id"`, `"event"`, `"comment"` or `"data"`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid event {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for EventError {}
+
+fn check_line(field: &'static str, value: &str) -> Result<(), EventError> {
+    if value.contains(['\r', '\n']) {
+        return Err(EventError {
+            field,
+            reason: "contains a carriage return or line feed",
+        });
+    }
+    Ok(())
+}
+
+impl Event {
+    /// An empty event: no id, no name, no data.
+    ///
+    /// An empty event is valid; over SSE it is an empty block, which clients ignore.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        f(inner);
+        // Any edit invalidates the cached encodings.
+        inner.sse = OnceLock::new();
+        inner.json = OnceLock::new();
+        self
+    }
+
+    /// Sets the data (text). Replaces data set before.
+    ///
+    /// Any text is accepted: SSE splits it into `data:` lines on CR, LF and CRLF; long-poll and
+    /// WebSocket carry it as a JSON string. By default an event has no data.
+    pub fn data(self, data: impl Into<String>) -> Self {
+        let data = data.into().into_boxed_str();
+        self.edit(|i| i.data = Some(data))
+    }
+
+    /// Sets the data to the JSON serialization of `value`. Replaces data set before.
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be serialized (for example a map with non-string keys).
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    pub fn json_data<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, EventError> {
+        let data = serde_json::to_string(value).map_err(|_| EventError {
+            field: "data",
+            reason: "value cannot be serialized as JSON",
+        })?;
+        Ok(self.data(data))
+    }
+
+    /// Sets the id (the client's resume cursor). Replaces an id set before.
+    ///
+    /// An empty id is valid: over SSE it resets the client's last event id.
+    ///
+    /// # Errors
+    ///
+    /// When `id` contains CR, LF or NUL.
+    pub fn id(self, id: impl Into<String>) -> Result<Self, EventError> {
+        let id = id.into();
+        check_line("id", &id)?;
+        if id.contains('\0') {
+            return Err(EventError {
+                field: "id",
+                reason: "contains NUL",
+            });
+        }
+        let id = id.into_boxed_str();
+        Ok(self.edit(|i| i.id = Some(id)))
+    }
+
+    /// Sets the event name (the `type` a browser dispatches). Replaces a name set before.
+    ///
+    /// # Errors
+    ///
+    /// When `event` contains CR or LF.
+    pub fn event(self, event: impl Into<String>) -> Result<Self, EventError> {
+        let event = event.into();
+        check_line("event", &event)?;
+        let event = event.into_boxed_str();
+        Ok(self.edit(|i| i.event = Some(event)))
+    }
+
+    /// Sets the comment, sent before the other fields over SSE and ignored by clients.
+    /// Other transports do not carry comments. Replaces a comment set before.
+    ///
+    /// # Errors
+    ///
+    /// When `comment` contains CR or LF.
+    pub fn comment(self, comment: impl Into<String>) -> Result<Self, EventError> {
+        let comment = comment.into();
+        check_line("comment", &comment)?;
+        let comment = comment.into_boxed_str();
+        Ok(self.edit(|i| i.comment = Some(comment)))
+    }
+
+    /// Sets the reconnection time an SSE client should wait, sent in whole milliseconds.
+    /// Other transports do not carry it. Replaces a retry set before.
+    pub fn retry(self, retry: Duration) -> Self {
+        self.edit(|i| i.retry = Some(retry))
+    }
+
+    /// The id, if set.
+    pub fn get_id(&self) -> Option<&str> {
+        self.inner.id.as_deref()
+    }
+
+    /// The event name, if set.
+    pub fn get_event(&self) -> Option<&str> {
+        self.inner.event.as_deref()
+    }
+
+    /// The data, if set.
+    pub fn get_data(&self) -> Option<&str> {
+        self.inner.data.as_deref()
+    }
+
+    /// The retry, if set.
+    pub fn get_retry(&self) -> Option<Duration> {
+        self.inner.retry
+    }
+
+    /// The comment, if set.
+    pub fn get_comment(&self) -> Option<&str> {
+        self.inner.comment.as_deref()
+    }
+
+    /// Whether this event only moves the cursor: it has an id and no name and no data.
+    ///
+    /// Over SSE such an event updates the client's last event id without dispatching anything;
+    /// long-poll reports it as the response's `cursor` instead of listing it.
+    pub fn is_cursor_only(&self) -> bool {
+        self.inner.id.is_some() && self.inner.event.is_none() && self.inner.data.is_none()
+    }
+
+    /// The `text/event-stream` encoding, computed once and shared by every clone.
+    pub fn to_sse(&self) -> Bytes {
+        self.inner
+            .sse
+            .get_or_init(|| encode_sse(&self.inner))
+            .clone()
+    }
+
+    /// The JSON object `{"id":..,"event":..,"data":..}` (absent fields left out), computed once
+    /// and shared by every clone. Retry and comment are not part of it.
+    pub fn to_json(&self) -> Bytes {
+        self.inner
+            .json
+            .get_or_init(|| encode_json(&self.inner))
+            .clone()
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.inner.id)
+            .field("event", &self.inner.event)
+            .field("data", &self.inner.data)
+            .field("retry", &self.inner.retry)
+            .field("comment", &self.inner.comment)
+            .finish()
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&*self.inner, &*other.inner);
+        a.id == b.id
+            && a.event == b.event
+            && a.data == b.data
+            && a.retry == b.retry
+            && a.comment == b.comment
+    }
+}
+
+impl Eq for Event {}
+
+fn encode_sse(inner: &Inner) -> Bytes {
+    let data_len = inner.data.as_deref().map_or(0, str::len);
+    let mut buf = BytesMut::with_capacity(32 + data_len);
+    if let Some(comment) = &inner.comment {
+        buf.put_slice(b": ");
+        buf.put_slice(comment.as_bytes());
+        buf.put_u8(b'\n');
+    }
+    if let Some(id) = &inner.id {
+        field(&mut buf, b"id", id);
+    }
+    if let Some(event) = &inner.event {
+        field(&mut buf, b"event", event);
+    }
+    if let Some(retry) = inner.retry {
+        buf.put_slice(b"retry: ");
+        let mut digits = [0u8; 40];
+        buf.put_slice(format_u128(retry.as_millis(), &mut digits));
+        buf.put_u8(b'\n');
+    }
+    if let Some(data) = &inner.data {
+        // WHATWG: a line ends at CRLF, lone CR or lone LF; each line becomes one `data:` field.
+        let bytes = data.as_bytes();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' => {
+                    field_bytes(&mut buf, b"data", &bytes[start..i]);
+                    if bytes.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    start = i + 1;
+                }
+                b'\n' => {
+                    field_bytes(&mut buf, b"data", &bytes[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        field_bytes(&mut buf, b"data", &bytes[start..]);
+    }
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+fn field(buf: &mut BytesMut, name: &[u8], value: &str) {
+    field_bytes(buf, name, value.as_bytes());
+}
+
+fn field_bytes(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
+    buf.put_slice(name);
+    // Always `name: value`: the parser strips exactly one space, so a leading space survives.
+    buf.put_slice(b": ");
+    buf.put_slice(value);
+    buf.put_u8(b'\n');
+}
+
+fn format_u128(mut n: u128, out: &mut [u8; 40]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &out[i..]
+}
+
+fn encode_json(inner: &Inner) -> Bytes {
+    let data_len = inner.data.as_deref().map_or(0, str::len);
+    let mut buf = BytesMut::with_capacity(16 + data_len + data_len / 8);
+    buf.put_u8(b'{');
+    let mut first = true;
+    for (name, value) in [
+        ("id", &inner.id),
+        ("event", &inner.event),
+        ("data", &inner.data),
+    ] {
+        if let Some(value) = value {
+            if !first {
+                buf.put_u8(b',');
+            }
+            first = false;
+            json_string(&mut buf, name);
+            buf.put_u8(b':');
+            json_string(&mut buf, value);
+        }
+    }
+    buf.put_u8(b'}');
+    buf.freeze()
+}
+
+/// Writes `s` as a JSON string (RFC 8259 §7): quotes, backslash and control characters escaped.
+pub(crate) fn json_string(buf: &mut BytesMut, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.put_u8(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        buf.put_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            buf.put_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            buf.put_slice(escape);
+        }
+        start = i + 1;
+    }
+    buf.put_slice(&bytes[start..]);
+    buf.put_u8(b'"');
+}
+
+/// One item of a push stream as the transports see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Push {
+    /// An event to deliver.
+    Event(Event),
+    /// The stream has been idle: keep the connection alive. SSE writes a comment line,
+    /// WebSocket sends a Ping, long-poll skips it.
+    Heartbeat,
+}
+
+impl From<Event> for Push {
+    fn from(event: Event) -> Self {
+        Push::Event(event)
+    }
+}
+
+/// Items a transport accepts from a stream: [`Event`], [`Push`], and `Result`s of either.
+///
+/// An `Err` item ends the stream: the transport logs it and closes cleanly (SSE ends the
+/// body, long-poll answers with what it has), so a client resumes from its last cursor.
+pub trait IntoPush {
+    /// The error an item can carry.
+    type Error: Into<BoxError>;
+
+    /// Converts the item.
+    ///
+    /// # Errors
+    ///
+    /// When the item is an `Err`.
+    fn into_push(self) -> Result<Push, Self::Error>;
+}
+
+impl IntoPush for Event {
+    type Error = Infallible;
+    fn into_push(self) -> Result<Push, Infallible> {
+        Ok(Push::Event(self))
+    }
+}
+
+impl IntoPush for Push {
+    type Error = Infallible;
+    fn into_push(self) -> Result<Push, Infallible> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<BoxError>> IntoPush for Result<Event, E> {
+    type Error = E;
+    fn into_push(self) -> Result<Push, E> {
+        self.map(Push::Event)
+    }
+}
+
+impl<E: Into<BoxError>> IntoPush for Result<Push, E> {
+    type Error = E;
+    fn into_push(self) -> Result<Push, E> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse(event: &Event) -> String {
+        String::from_utf8(event.to_sse().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn all_fields_encode_in_order() {
+        let event = Event::new()
+            .comment("hi")
+            .unwrap()
+            .id("7")
+            .unwrap()
+            .event("tick")
+            .unwrap()
+            .retry(Duration::from_millis(1500))
+            .data("a");
+        assert_eq!(
+            sse(&event),
+            ": hi\nid: 7\nevent: tick\nretry: 1500\ndata: a\n\n"
+        );
+    }
+
+    #[test]
+    fn data_splits_on_cr_lf_and_crlf() {
+        let event = Event::new().data("a\nb\rc\r\nd\n\ne\r\r");
+        assert_eq!(
+            sse(&event),
+            "data: a\ndata: b\ndata: c\ndata: d\ndata: \ndata: e\ndata: \ndata: \n\n"
+        );
+    }
+
+    #[test]
+    fn leading_space_and_empty_data_survive() {
+        assert_eq!(sse(&Event::new().data("  x")), "data:   x\n\n");
+        assert_eq!(sse(&Event::new().data("")), "data: \n\n");
+    }
+
+    #[test]
+    fn id_only_event_is_cursor_only() {
+        let event = Event::new().id("c").unwrap();
+        assert!(event.is_cursor_only());
+        assert_eq!(sse(&event), "id: c\n\n");
+        assert!(!Event::new().id("c").unwrap().data("x").is_cursor_only());
+    }
+
+    #[test]
+    fn line_breaks_in_line_fields_are_rejected() {
+        for bad in ["a\nb", "a\rb", "\r\n", "\n"] {
+            assert_eq!(Event::new().id(bad).unwrap_err().field(), "id");
+            assert_eq!(Event::new().event(bad).unwrap_err().field(), "event");
+            assert_eq!(Event::new().comment(bad).unwrap_err().field(), "comment");
+        }
+        assert_eq!(Event::new().id("a\0b").unwrap_err().field(), "id");
+        assert!(Event::new().event("a\0b").is_ok());
+        assert_eq!(
+            Event::new().id("a\nb").unwrap_err().to_string(),
+            "invalid event id: contains a carriage return or line feed"
+        );
+    }
+
+    #[test]
+    fn retry_is_whole_milliseconds() {
+        let event = Event::new().retry(Duration::from_micros(2_500_900));
+        assert_eq!(sse(&event), "retry: 2500\n\n");
+        assert_eq!(sse(&Event::new().retry(Duration::ZERO)), "retry: 0\n\n");
+    }
+
+    #[test]
+    fn encoding_is_shared_by_clones_and_reset_by_edits() {
+        let event = Event::new().data("x");
+        let clone = event.clone();
+        let a = event.to_sse();
+        let b = clone.to_sse();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "clones share one encoding");
+        let edited = clone.id("1").unwrap();
+        assert_eq!(&edited.to_sse()[..], b"id: 1\ndata: x\n\n");
+        assert_eq!(
+            &event.to_sse()[..],
+            b"data: x\n\n",
+            "the original is untouched"
+        );
+    }
+
+    #[test]
+    fn json_escapes_and_omits_absent_fields() {
+        let event = Event::new().data("q\"b\\\n\u{1}é").event("e").unwrap();
+        let json = event.to_json();
+        assert_eq!(
+            &json[..],
+            r#"{"event":"e","data":"q\"b\\\n\u0001é"}"#.as_bytes()
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed["data"], "q\"b\\\n\u{1}é");
+        assert_eq!(&Event::new().to_json()[..], b"{}");
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_data_serializes() {
+        let event = Event::new().json_data(&[1, 2]).unwrap();
+        assert_eq!(event.get_data(), Some("[1,2]"));
+    }
+}

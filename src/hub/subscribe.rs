@@ -1,0 +1,61 @@
+use super::Hub;
+use crate::last_event_id::LastEventId;
+use http::Request;
+use std::{
+    convert::Infallible,
+    future::{ready, Ready},
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower_service::Service;
+
+/// Service that answers each request with a subscription to one topic of a [`Hub`], starting
+/// after the request's [`LastEventId`] (placed there by the transports).
+///
+/// This is the inner service the transports wrap in the common case:
+///
+/// ```
+/// use tower_push::{hub::{MemoryHub, Subscribe}, negotiate::Negotiate};
+///
+/// let hub = MemoryHub::new();
+/// let endpoint = Negotiate::new(Subscribe::new(hub.clone(), "room"));
+/// # let _ = endpoint;
+/// ```
+///
+/// For a topic that depends on the request (a path segment, the user), write the few lines
+/// yourself with `tower::service_fn`: read the [`LastEventId`] extension and call
+/// [`Hub::subscribe`].
+#[derive(Debug, Clone)]
+pub struct Subscribe<H> {
+    hub: H,
+    topic: Arc<str>,
+}
+
+impl<H: Hub> Subscribe<H> {
+    /// Subscribes every request to `topic`.
+    pub fn new(hub: H, topic: impl Into<Arc<str>>) -> Self {
+        Self {
+            hub,
+            topic: topic.into(),
+        }
+    }
+}
+
+impl<H: Hub, B> Service<Request<B>> for Subscribe<H> {
+    type Response = H::Subscription;
+    type Error = Infallible;
+    type Future = Ready<Result<H::Subscription, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let from = req
+            .extensions()
+            .get::<LastEventId>()
+            .map(LastEventId::as_str);
+        ready(Ok(self.hub.subscribe(&self.topic, from)))
+    }
+}

@@ -1,0 +1,101 @@
+//! Push a [`Stream`](futures_core::Stream) of events to browsers and other clients from any
+//! tower-based HTTP service, over **Server-Sent Events** or **long polling**, with resume
+//! that loses nothing.
+//!
+//! The one idea: you write a tower `Service` that answers a request with a stream of
+//! [`Event`]s. Everything else is a `Layer` around it:
+//!
+//! ```text
+//! Request
+//!   -> LastEventIdLayer    Last-Event-ID header | ?lastEventId= -> LastEventId extension
+//!   -> transport           Sse | LongPoll | Negotiate (picks one per request)
+//!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
+//!   -> your Service<Request<B>, Response = impl Stream<Item = Event>>
+//!                          e.g. hub::Subscribe: a topic of the in-memory Hub
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::ServiceBuilder;
+//! use tower_push::{heartbeat::HeartbeatLayer, hub::{Hub, MemoryHub, Subscribe}, negotiate::NegotiateLayer, Event};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let hub = MemoryHub::new();
+//! // GET with `Accept: text/event-stream` -> SSE; other GETs -> long-poll JSON.
+//! let endpoint = ServiceBuilder::new()
+//!     .layer(NegotiateLayer::new())
+//!     .layer(HeartbeatLayer::new(Duration::from_secs(15)))
+//!     .service(Subscribe::new(hub.clone(), "news"));
+//! # let _ = endpoint;
+//!
+//! // Anywhere else in the app:
+//! hub.publish("news", Event::new().event("headline").unwrap().data("hello")).await.unwrap();
+//! # }
+//! ```
+//!
+//! Mount `endpoint` in axum with `Router::route_service`, in hyper with
+//! `hyper_util::service::TowerToHyperService`; see `examples/`.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `sse` | yes | [`sse`]: the Server-Sent Events transport |
+//! | `long-poll` | yes | [`long_poll`]: the long-poll transport |
+//! | `negotiate` | yes | [`negotiate`]: one endpoint, transport chosen per request |
+//! | `heartbeat` | yes | [`heartbeat`] and [`PushStreamExt::heartbeat`] |
+//! | `hub` | yes | [`hub`]: the in-memory hub with history and cursors |
+//! | `json` | yes | [`Event::json_data`] through serde |
+//!
+//! ```toml
+//! [dependencies]
+//! tower-push = { version = "0.1", default-features = false, features = ["sse"] }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+#[macro_use]
+pub(crate) mod macros;
+
+pub mod body;
+pub mod event;
+pub mod last_event_id;
+pub mod rejection;
+pub mod stream;
+
+mod guard;
+mod transport;
+
+#[cfg(feature = "heartbeat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "heartbeat")))]
+pub mod heartbeat;
+
+#[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
+pub mod hub;
+
+#[cfg(feature = "long-poll")]
+#[cfg_attr(docsrs, doc(cfg(feature = "long-poll")))]
+pub mod long_poll;
+
+#[cfg(feature = "negotiate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "negotiate")))]
+pub mod negotiate;
+
+#[cfg(feature = "sse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sse")))]
+pub mod sse;
+
+pub use event::{BoxError, Event, EventError, IntoPush, Push};
+pub use rejection::Reject;
+pub use stream::PushStreamExt;
+
+/// Re-export of the response future of the guard layers.
+pub use guard::ResponseFuture as GuardResponseFuture;
+
+#[cfg(test)]
+mod test_helpers;

@@ -1,0 +1,183 @@
+use super::{ResponseFuture, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT};
+use crate::{body::PushBody, last_event_id, transport::Inner, BoxError, IntoPush};
+use futures_core::Stream;
+use http::{Request, Response};
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Settings of the long-poll transport, shared with [`Negotiate`](crate::negotiate::Negotiate).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) timeout: Duration,
+    pub(crate) max_events: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) last_event_id: last_event_id::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_bytes: DEFAULT_MAX_BYTES,
+            last_event_id: last_event_id::Config::default(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn call<S, B>(
+        &self,
+        inner: &mut Inner<S>,
+        mut req: Request<B>,
+    ) -> ResponseFuture<S::Future, S::Response>
+    where
+        S: Service<Request<B>>,
+    {
+        if let Some(res) = inner.take_error() {
+            return ResponseFuture::ready(res);
+        }
+        if let Err(reject) = self.last_event_id.apply(&mut req) {
+            return ResponseFuture::ready(reject.into_response());
+        }
+        let cursor = req
+            .extensions()
+            .get::<last_event_id::LastEventId>()
+            .map(|id| id.as_str().to_owned());
+        ResponseFuture::new(inner.service.call(req), self, cursor)
+    }
+}
+
+/// Layer that applies [`LongPoll`]. See the [module docs](crate::long_poll).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LongPollLayer {
+    pub(crate) config: Config,
+}
+
+impl LongPollLayer {
+    /// Holds a poll up to 25 s and answers at most 100 events or 64 KiB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a poll is held waiting for the first event. Default 25 s.
+    /// A second call replaces the first.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// The most events in one answer. Default 100; at least 1.
+    pub fn max_events(mut self, max: usize) -> Self {
+        self.config.max_events = max.max(1);
+        self
+    }
+
+    /// Stop taking events once their JSON reaches this many bytes. Default 64 KiB.
+    /// The event that crosses the cap is included, so an event larger than the cap is still
+    /// delivered, alone.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.config.max_bytes = max;
+        self
+    }
+}
+
+impl<S> Layer<S> for LongPollLayer {
+    type Service = LongPoll<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LongPoll {
+            inner: Inner::new(inner),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service that answers each poll with a JSON batch of the inner service's stream.
+///
+/// See the [module docs](crate::long_poll) for the format and an example.
+#[derive(Debug, Clone)]
+pub struct LongPoll<S> {
+    inner: Inner<S>,
+    config: Config,
+}
+
+impl<S> LongPoll<S> {
+    /// Wraps `inner` with the default settings.
+    pub fn new(inner: S) -> Self {
+        LongPollLayer::new().layer(inner)
+    }
+
+    /// A [`LongPollLayer`].
+    pub fn layer() -> LongPollLayer {
+        LongPollLayer::new()
+    }
+
+    fn with(mut self, f: impl FnOnce(LongPollLayer) -> LongPollLayer) -> Self {
+        self.config = f(LongPollLayer {
+            config: self.config,
+        })
+        .config;
+        self
+    }
+
+    /// See [`LongPollLayer::timeout`].
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|l| l.timeout(timeout))
+    }
+
+    /// See [`LongPollLayer::max_events`].
+    #[must_use]
+    pub fn max_events(self, max: usize) -> Self {
+        self.with(|l| l.max_events(max))
+    }
+
+    /// See [`LongPollLayer::max_bytes`].
+    #[must_use]
+    pub fn max_bytes(self, max: usize) -> Self {
+        self.with(|l| l.max_bytes(max))
+    }
+
+    /// Gets a reference to the underlying service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner.service
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner.service
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    pub fn into_inner(self) -> S {
+        self.inner.service
+    }
+}
+
+impl<S, B, St> Service<Request<B>> for LongPoll<S>
+where
+    S: Service<Request<B>, Response = St>,
+    S::Error: Into<BoxError>,
+    St: Stream,
+    St::Item: IntoPush,
+{
+    type Response = Response<PushBody<St>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future, St>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready::<Request<B>>(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.config.call(&mut self.inner, req)
+    }
+}

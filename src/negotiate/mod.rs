@@ -1,0 +1,63 @@
+//! One route for every transport: pick SSE or long-poll per request.
+//!
+//! [`Negotiate`] wraps the same inner service as the transports (a request in, a stream of
+//! events out) and chooses by standard request headers:
+//!
+//! | request | transport |
+//! |---|---|
+//! | `GET` with `Accept: text/event-stream` | [SSE](crate::sse) |
+//! | any other `GET` | [long-poll](crate::long_poll) |
+//! | any other method | `405 Method Not Allowed` with `Allow: GET` |
+//!
+//! (The WebSocket transport, when it lands, joins this table for `Upgrade: websocket` and
+//! HTTP/2 extended `CONNECT`, with no change to code that uses `Negotiate`.)
+//!
+//! Every transport carries the same event ids, and each reads the client's cursor the same way
+//! (`Last-Event-ID` header, else `?lastEventId=`), so a client can move from one transport to
+//! another and resume without loss or duplicates.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tower::{service_fn, ServiceExt};
+//! use tower_push::{negotiate::Negotiate, Event};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let svc = Negotiate::new(service_fn(|_req: http::Request<()>| async {
+//!     Ok::<_, Infallible>(tokio_stream::iter([Event::new().data("hi").id("1").unwrap()]))
+//! }));
+//!
+//! let sse = http::Request::get("/").header("accept", "text/event-stream").body(()).unwrap();
+//! let res = svc.clone().oneshot(sse).await.unwrap();
+//! assert_eq!(res.headers()["content-type"], "text/event-stream");
+//!
+//! let poll = http::Request::get("/").body(()).unwrap();
+//! let res = svc.clone().oneshot(poll).await.unwrap();
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//!
+//! let post = http::Request::post("/").body(()).unwrap();
+//! let res = svc.oneshot(post).await.unwrap();
+//! assert_eq!(res.status(), 405);
+//! assert_eq!(res.headers()["allow"], "GET");
+//! # }
+//! ```
+//!
+//! # Customizing the transports
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_push::{long_poll::LongPollLayer, negotiate::NegotiateLayer, sse::SseLayer};
+//!
+//! let layer = NegotiateLayer::new()
+//!     .sse(SseLayer::new().retry(Duration::from_secs(2)))
+//!     .long_poll(LongPollLayer::new().timeout(Duration::from_secs(20)).max_events(50));
+//! # let _ = layer;
+//! ```
+
+mod future;
+mod service;
+
+pub use future::ResponseFuture;
+pub use service::{Negotiate, NegotiateLayer, Transport};

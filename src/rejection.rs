@@ -1,0 +1,104 @@
+//! Refusals: the responses tower-push answers instead of a stream, and [`Reject`], the error an
+//! inner service returns to refuse with a status of its choosing.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use std::{borrow::Cow, fmt};
+
+/// An error an inner service returns to refuse a push request with a status and a short text.
+///
+/// The transports turn an inner service's error into a response: a `Reject` (found by
+/// downcasting the error) becomes its status and message; any other error becomes
+/// `500 Internal Server Error` with a generic message (the error is logged, not shown).
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_push::Reject;
+///
+/// let reject = Reject::new(StatusCode::NOT_FOUND, "no such room");
+/// assert_eq!(reject.status(), StatusCode::NOT_FOUND);
+/// assert_eq!(reject.to_string(), "no such room");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reject {
+    status: StatusCode,
+    message: Cow<'static, str>,
+}
+
+impl Reject {
+    /// A refusal with `status` and a short `message` (sent as `text/plain`).
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The status of the refusal.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message of the refusal.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn into_response(self) -> Response<Bytes> {
+        let message = match self.message {
+            Cow::Borrowed(s) => Bytes::from_static(s.as_bytes()),
+            Cow::Owned(s) => Bytes::from(s),
+        };
+        text(self.status, message)
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Reject {}
+
+/// A `text/plain` response; the message ends with a newline.
+pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
+    let mut body = message;
+    if !body.ends_with(b"\n") {
+        let mut owned = body.to_vec();
+        owned.push(b'\n');
+        body = Bytes::from(owned);
+    }
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// The response for an inner service's error: its [`Reject`], else a logged 500.
+pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
+    match error.downcast::<Reject>() {
+        Ok(reject) => reject.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "push service failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"internal server error"),
+            )
+        }
+    }
+}
+
+/// `405 Method Not Allowed` with the `Allow` header.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
+    let mut res = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Bytes::from_static(b"method not allowed"),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}

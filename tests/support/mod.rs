@@ -1,0 +1,120 @@
+//! Shared helpers for integration tests: a real hyper server on 127.0.0.1:0 and real clients.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod whatwg;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use tokio::net::TcpListener;
+use tower::Service;
+
+/// Serves `svc` with hyper-util's auto builder (HTTP/1.1 and HTTP/2) on 127.0.0.1:0.
+pub async fn serve<S, B>(svc: S) -> SocketAddr
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// An HTTP/1.1 client.
+pub fn h1() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
+    Request::get(format!("http://{addr}{path}"))
+}
+
+pub fn sse_request(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Request<Empty<Bytes>> {
+    let mut req = get(addr, path).header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    req.body(Empty::new()).unwrap()
+}
+
+/// A parsed SSE event, as a real client crate (`eventsource-stream`) sees it.
+pub type SseEvent = eventsource_stream::Event;
+
+/// Opens an SSE stream and parses it with `eventsource-stream`.
+pub async fn open_sse(
+    client: &HttpClient,
+    req: Request<Empty<Bytes>>,
+) -> (http::response::Parts, impl futures_util::Stream<Item = SseEvent> + Unpin) {
+    use eventsource_stream::Eventsource as _;
+    let res = within(client.request(req)).await.expect("response");
+    let (parts, body) = res.into_parts();
+    let events = body
+        .into_data_stream()
+        .eventsource()
+        .map(|item| item.expect("well-formed event stream"));
+    (parts, Box::pin(events))
+}
+
+/// The next SSE event, within 10 s.
+pub async fn next_event(stream: &mut (impl futures_util::Stream<Item = SseEvent> + Unpin)) -> SseEvent {
+    within(stream.next()).await.expect("stream ended")
+}
+
+/// The body of a response, within 10 s.
+pub async fn body_bytes(res: Response<Incoming>) -> Bytes {
+    within(res.into_body().collect()).await.unwrap().to_bytes()
+}
+
+/// Bounds every wait in the tests.
+pub async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out after 10 s")
+}
+
+/// Sends `()` on drop: proves a stream was dropped.
+pub struct DropGuard(pub Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
