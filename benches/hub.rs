@@ -1,1 +1,78 @@
-fn main() {}
+//! Hub fan-out: one published event delivered to 10,000 subscribers, tower-push's
+//! `MemoryHub` against a plain `tokio::sync::broadcast` of `Arc`'d events in the same run.
+//!
+//! Two baselines: `broadcast/try_recv` (the cheapest possible consumer, not a stream) and
+//! `broadcast/stream` (`BroadcastStream`, what an SSE handler would actually poll).
+//!
+//! Run with `cargo bench --bench hub`.
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_core::Stream;
+use std::{hint::black_box, pin::Pin, sync::Arc, task::Context};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tower_push::{hub::MemoryHub, Event};
+
+const SUBSCRIBERS: usize = 10_000;
+
+fn poll_one<S: Stream + Unpin>(s: &mut S) -> S::Item {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match Pin::new(s).poll_next(&mut cx) {
+        std::task::Poll::Ready(Some(item)) => item,
+        _ => panic!("an item is ready"),
+    }
+}
+
+fn event(data: &str) -> Event {
+    Event::new().event("news").unwrap().data(data)
+}
+
+fn fan_out(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hub/fan_out_10k");
+    group.throughput(Throughput::Elements(SUBSCRIBERS as u64));
+    let data = "z".repeat(200);
+
+    group.bench_function("tower-push MemoryHub", |b| {
+        use tower_push::hub::Hub as _;
+        let hub = MemoryHub::builder().buffer(16).build();
+        let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| hub.subscribe("t", None)).collect();
+        for sub in &mut subs {
+            poll_one(sub); // the position event
+        }
+        b.iter(|| {
+            hub.publish_now("t", event(&data));
+            for sub in &mut subs {
+                black_box(poll_one(sub));
+            }
+        })
+    });
+
+    group.bench_function("broadcast<Arc<Event>>/stream", |b| {
+        let (tx, _) = broadcast::channel::<Arc<Event>>(16);
+        let mut subs: Vec<_> = (0..SUBSCRIBERS)
+            .map(|_| BroadcastStream::new(tx.subscribe()))
+            .collect();
+        b.iter(|| {
+            tx.send(Arc::new(event(&data))).unwrap();
+            for sub in &mut subs {
+                black_box(poll_one(sub).unwrap());
+            }
+        })
+    });
+
+    group.bench_function("broadcast<Arc<Event>>/try_recv", |b| {
+        let (tx, _) = broadcast::channel::<Arc<Event>>(16);
+        let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| tx.subscribe()).collect();
+        b.iter(|| {
+            tx.send(Arc::new(event(&data))).unwrap();
+            for sub in &mut subs {
+                black_box(sub.try_recv().unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fan_out);
+criterion_main!(benches);

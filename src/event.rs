@@ -267,8 +267,20 @@ impl PartialEq for Event {
 impl Eq for Event {}
 
 fn encode_sse(inner: &Inner) -> Bytes {
-    let data_len = inner.data.as_deref().map_or(0, str::len);
-    let mut buf = BytesMut::with_capacity(32 + data_len);
+    // Reserve the exact size: one allocation per event.
+    let line =
+        |v: &Option<Box<str>>, name: usize| v.as_deref().map_or(0, |v| name + 2 + v.len() + 1);
+    let data_cap = inner.data.as_deref().map_or(0, |d| {
+        let lines = memchr::memchr2_iter(b'\r', b'\n', d.as_bytes()).count() + 1;
+        d.len() + lines * 7
+    });
+    let capacity = line(&inner.comment, 0)
+        + line(&inner.id, 2)
+        + line(&inner.event, 5)
+        + inner.retry.map_or(0, |_| 48)
+        + data_cap
+        + 1;
+    let mut buf = BytesMut::with_capacity(capacity);
     if let Some(comment) = &inner.comment {
         buf.put_slice(b": ");
         buf.put_slice(comment.as_bytes());
@@ -290,23 +302,13 @@ fn encode_sse(inner: &Inner) -> Bytes {
         // WHATWG: a line ends at CRLF, lone CR or lone LF; each line becomes one `data:` field.
         let bytes = data.as_bytes();
         let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\r' => {
-                    field_bytes(&mut buf, b"data", &bytes[start..i]);
-                    if bytes.get(i + 1) == Some(&b'\n') {
-                        i += 1;
-                    }
-                    start = i + 1;
-                }
-                b'\n' => {
-                    field_bytes(&mut buf, b"data", &bytes[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
+        while let Some(pos) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+            let end = start + pos;
+            field_bytes(&mut buf, b"data", &bytes[start..end]);
+            start = end + 1;
+            if bytes[end] == b'\r' && bytes.get(start) == Some(&b'\n') {
+                start += 1;
             }
-            i += 1;
         }
         field_bytes(&mut buf, b"data", &bytes[start..]);
     }

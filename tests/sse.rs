@@ -17,7 +17,12 @@ use tower_push::{sse::Sse, Event, Reject};
 
 fn sample_events() -> Vec<Event> {
     vec![
-        Event::new().id("1").unwrap().event("greeting").unwrap().data("hello"),
+        Event::new()
+            .id("1")
+            .unwrap()
+            .event("greeting")
+            .unwrap()
+            .data("hello"),
         Event::new().id("2").unwrap().data("line one\nline two"),
         Event::new()
             .id("3")
@@ -51,12 +56,25 @@ async fn receives_fields_intact(client: HttpClient, version: http::Version) {
     assert!(parts.headers.get("content-length").is_none());
 
     let first = next_event(&mut events).await;
-    assert_eq!((first.id.as_str(), first.event.as_str(), first.data.as_str()), ("1", "greeting", "hello"));
+    assert_eq!(
+        (first.id.as_str(), first.event.as_str(), first.data.as_str()),
+        ("1", "greeting", "hello")
+    );
     assert_eq!(first.retry, None, "the leading retry block is not an event");
     let second = next_event(&mut events).await;
-    assert_eq!((second.id.as_str(), second.event.as_str(), second.data.as_str()), ("2", "message", "line one\nline two"));
+    assert_eq!(
+        (
+            second.id.as_str(),
+            second.event.as_str(),
+            second.data.as_str()
+        ),
+        ("2", "message", "line one\nline two")
+    );
     let third = next_event(&mut events).await;
-    assert_eq!((third.id.as_str(), third.event.as_str(), third.data.as_str()), ("3", "tick", " leading space"));
+    assert_eq!(
+        (third.id.as_str(), third.event.as_str(), third.data.as_str()),
+        ("3", "tick", " leading space")
+    );
     assert_eq!(third.retry, Some(Duration::from_millis(2500)));
 }
 
@@ -73,14 +91,20 @@ async fn http2_prior_knowledge_client_receives_id_event_data_and_retry() {
 #[tokio::test]
 async fn retry_is_sent_first_on_the_wire() {
     let addr = serve_samples().await;
-    let res = within(h1().request(sse_request(addr, "/", None))).await.unwrap();
+    let res = within(h1().request(sse_request(addr, "/", None)))
+        .await
+        .unwrap();
     let mut body = res.into_body();
     let mut seen = Vec::new();
     while !seen.ends_with(b"id: 1\nevent: greeting\ndata: hello\n\n") {
         let frame = within(body.frame()).await.unwrap().unwrap();
         seen.extend_from_slice(&frame.into_data().unwrap());
     }
-    assert!(seen.starts_with(b"retry: 5000\n\n"), "{:?}", String::from_utf8_lossy(&seen));
+    assert!(
+        seen.starts_with(b"retry: 5000\n\n"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
 }
 
 #[tokio::test]
@@ -91,7 +115,9 @@ async fn headers_arrive_before_any_event_exists() {
         })))
         .await;
         // `within` fails the test if the headers wait for an event that never comes.
-        let res = within(client.request(sse_request(addr, "/", None))).await.unwrap();
+        let res = within(client.request(sse_request(addr, "/", None)))
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["content-type"], "text/event-stream");
     }
@@ -101,21 +127,31 @@ async fn headers_arrive_before_any_event_exists() {
 async fn inner_service_errors_become_responses() {
     let addr = serve(Sse::new(service_fn(|req: Request<Incoming>| async move {
         match req.uri().path() {
-            "/reject" => Err(tower_push::BoxError::from(Reject::new(StatusCode::NOT_FOUND, "no such topic"))),
+            "/reject" => Err(tower_push::BoxError::from(Reject::new(
+                StatusCode::NOT_FOUND,
+                "no such topic",
+            ))),
             _ => Err("database password is hunter2".into()),
         }
         .map(|()| tokio_stream::empty::<Event>())
     })))
     .await;
     let client = h1();
-    let res = within(client.request(sse_request(addr, "/reject", None))).await.unwrap();
+    let res = within(client.request(sse_request(addr, "/reject", None)))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(&body_bytes(res).await[..], b"no such topic\n");
 
-    let res = within(client.request(sse_request(addr, "/boom", None))).await.unwrap();
+    let res = within(client.request(sse_request(addr, "/boom", None)))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = body_bytes(res).await;
-    assert!(!String::from_utf8_lossy(&body).contains("hunter2"), "errors are not shown to clients");
+    assert!(
+        !String::from_utf8_lossy(&body).contains("hunter2"),
+        "errors are not shown to clients"
+    );
 }
 
 #[tokio::test]
@@ -129,7 +165,9 @@ async fn an_error_item_ends_the_stream_cleanly() {
         Ok::<_, Infallible>(tokio_stream::iter(items))
     })))
     .await;
-    let res = within(h1().request(sse_request(addr, "/", None))).await.unwrap();
+    let res = within(h1().request(sse_request(addr, "/", None)))
+        .await
+        .unwrap();
     // The body ends without a transport error, after the first event only.
     let body = body_bytes(res).await;
     assert_eq!(&body[..], b"id: 1\ndata: before\n\n");
@@ -138,10 +176,16 @@ async fn an_error_item_ends_the_stream_cleanly() {
 #[tokio::test]
 async fn malformed_last_event_id_is_a_400() {
     let addr = serve_samples().await;
-    let req = get(addr, "/?lastEventId=%FF").header("accept", "text/event-stream").body(Empty::<Bytes>::new()).unwrap();
+    let req = get(addr, "/?lastEventId=%FF")
+        .header("accept", "text/event-stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let res = within(h1().request(req)).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(&body_bytes(res).await[..], b"lastEventId is not valid UTF-8\n");
+    assert_eq!(
+        &body_bytes(res).await[..],
+        b"lastEventId is not valid UTF-8\n"
+    );
 }
 
 /// Client disconnect: the server-side stream is dropped within a bounded time, whether the
@@ -203,7 +247,12 @@ async fn encoder_round_trips_through_whatwg_decoder() {
         "\n",
     ];
     for data in datas {
-        let event = Event::new().id("42").unwrap().event("custom").unwrap().data(data);
+        let event = Event::new()
+            .id("42")
+            .unwrap()
+            .event("custom")
+            .unwrap()
+            .data(data);
         let decoded = support::whatwg::decode(&event.to_sse());
         // Line endings normalize to LF, as the standard defines.
         let expected = data.replace("\r\n", "\n").replace('\r', "\n");
@@ -215,10 +264,20 @@ async fn encoder_round_trips_through_whatwg_decoder() {
         // The same bytes through a real client crate.
         use eventsource_stream::Eventsource as _;
         let bytes = event.to_sse();
-        let parsed: Vec<_> = tokio_stream::iter([Ok::<_, Infallible>(bytes)]).eventsource().collect().await;
-        let parsed = parsed.into_iter().next().expect("one event").expect("parses");
+        let parsed: Vec<_> = tokio_stream::iter([Ok::<_, Infallible>(bytes)])
+            .eventsource()
+            .collect()
+            .await;
+        let parsed = parsed
+            .into_iter()
+            .next()
+            .expect("one event")
+            .expect("parses");
         assert_eq!(parsed.data, expected, "eventsource-stream, {data:?}");
-        assert_eq!((parsed.id.as_str(), parsed.event.as_str()), ("42", "custom"));
+        assert_eq!(
+            (parsed.id.as_str(), parsed.event.as_str()),
+            ("42", "custom")
+        );
     }
 
     // An id-only event dispatches nothing but sets the last event id.
@@ -243,7 +302,11 @@ async fn encoder_round_trips_through_whatwg_decoder() {
     assert!(decoded.events.is_empty());
     assert_eq!(decoded.comments, vec![" keep-alive".to_owned()]);
     let decoded = support::whatwg::decode(b":\n\n");
-    assert_eq!(decoded.comments, vec![String::new()], "the SSE heartbeat is a comment");
+    assert_eq!(
+        decoded.comments,
+        vec![String::new()],
+        "the SSE heartbeat is a comment"
+    );
 
     // CR/LF injection through event, id or comment is an error, not a new field.
     for bad in ["x\ndata: injected", "x\revent: evil", "x\r\nid: 666"] {
@@ -258,12 +321,20 @@ async fn encoder_round_trips_through_whatwg_decoder() {
 async fn several_ready_events_are_written_back_to_back() {
     // 1,000 ready events arrive whole and in order; hyper coalesces the frames.
     let addr = serve(Sse::new(service_fn(|_req: Request<Incoming>| async {
-        Ok::<_, Infallible>(tokio_stream::iter((0..1000).map(|i| Event::new().id(i.to_string()).unwrap().data("x"))))
+        Ok::<_, Infallible>(tokio_stream::iter(
+            (0..1000).map(|i| Event::new().id(i.to_string()).unwrap().data("x")),
+        ))
     })))
     .await;
-    let res = within(h1().request(sse_request(addr, "/", None))).await.unwrap();
+    let res = within(h1().request(sse_request(addr, "/", None)))
+        .await
+        .unwrap();
     let body = body_bytes(res).await;
     let decoded = support::whatwg::decode(&body);
     assert_eq!(decoded.events.len(), 1000);
-    assert!(decoded.events.iter().enumerate().all(|(i, e)| e.last_event_id == i.to_string()));
+    assert!(decoded
+        .events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.last_event_id == i.to_string()));
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests: a real hyper server on 127.0.0.1:0 and real clients.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod hub_suite;
 pub mod whatwg;
 
 use bytes::Bytes;
@@ -65,7 +66,11 @@ pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
     Request::get(format!("http://{addr}{path}"))
 }
 
-pub fn sse_request(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Request<Empty<Bytes>> {
+pub fn sse_request(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> Request<Empty<Bytes>> {
     let mut req = get(addr, path).header("accept", "text/event-stream");
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
@@ -80,7 +85,10 @@ pub type SseEvent = eventsource_stream::Event;
 pub async fn open_sse(
     client: &HttpClient,
     req: Request<Empty<Bytes>>,
-) -> (http::response::Parts, impl futures_util::Stream<Item = SseEvent> + Unpin) {
+) -> (
+    http::response::Parts,
+    impl futures_util::Stream<Item = SseEvent> + Unpin,
+) {
     use eventsource_stream::Eventsource as _;
     let res = within(client.request(req)).await.expect("response");
     let (parts, body) = res.into_parts();
@@ -92,7 +100,9 @@ pub async fn open_sse(
 }
 
 /// The next SSE event, within 10 s.
-pub async fn next_event(stream: &mut (impl futures_util::Stream<Item = SseEvent> + Unpin)) -> SseEvent {
+pub async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = SseEvent> + Unpin),
+) -> SseEvent {
     within(stream.next()).await.expect("stream ended")
 }
 
@@ -115,6 +125,43 @@ impl Drop for DropGuard {
     fn drop(&mut self) {
         if let Some(tx) = self.0.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// An SSE response read as raw bytes and decoded by the WHATWG decoder, so the test sees
+/// exactly what a browser's `EventSource` would (including ids of id-only events).
+pub struct RawSse {
+    pub parts: http::response::Parts,
+    body: Incoming,
+    buf: Vec<u8>,
+}
+
+impl RawSse {
+    pub async fn open(client: &HttpClient, req: Request<Empty<Bytes>>) -> Self {
+        let res = within(client.request(req)).await.expect("response");
+        let (parts, body) = res.into_parts();
+        Self {
+            parts,
+            body,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads until `done` holds for the decoded stream so far; returns that state.
+    pub async fn until(&mut self, done: impl Fn(&whatwg::Decoded) -> bool) -> whatwg::Decoded {
+        loop {
+            let decoded = whatwg::decode(&self.buf);
+            if done(&decoded) {
+                return decoded;
+            }
+            let frame = within(self.body.frame())
+                .await
+                .expect("body ended")
+                .expect("body error");
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
         }
     }
 }

@@ -1,0 +1,86 @@
+#![cfg(feature = "hub")]
+//! The hub behavioural suite against the in-memory backend, plus its slow-subscriber policy.
+
+mod support;
+
+use support::hub_suite::{self, next};
+use tower_push::{
+    hub::{Hub, MemoryHub},
+    Event,
+};
+
+#[tokio::test]
+async fn memory_starts_with_position_then_live() {
+    hub_suite::starts_with_position_then_live(MemoryHub::new()).await;
+}
+
+#[tokio::test]
+async fn memory_resume_replays_exactly_the_missed_events() {
+    hub_suite::resume_replays_exactly_the_missed_events(MemoryHub::new()).await;
+}
+
+#[tokio::test]
+async fn memory_foreign_cursor_resets() {
+    let foreign = MemoryHub::new().publish_now("t", Event::new());
+    hub_suite::foreign_cursor_resets(MemoryHub::new(), foreign.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_concurrent_publishers_and_joining_subscribers() {
+    let hub = MemoryHub::builder().history(2_000).buffer(64).build();
+    hub_suite::concurrent_publishers_and_joining_subscribers(hub).await;
+}
+
+/// One subscriber never reads: the others keep receiving, the stalled one's buffered events
+/// stay bounded by the live buffer, and when it reads again it catches up from history.
+#[tokio::test]
+async fn stalled_subscriber_is_bounded_then_catches_up_from_history() {
+    const BUFFER: usize = 8;
+    let hub = MemoryHub::builder().history(1_000).buffer(BUFFER).build();
+    let mut stalled = hub.subscribe("t", None);
+    let mut active = hub.subscribe("t", None);
+    next(&mut stalled).await;
+    next(&mut active).await;
+    for i in 0..500 {
+        hub.publish_now("t", Event::new().data(i.to_string()));
+        assert_eq!(next(&mut active).await.get_data(), Some(&*i.to_string()));
+        let stats = hub.topic_stats("t").unwrap();
+        assert!(stats.queued <= BUFFER, "queued {} > {BUFFER}", stats.queued);
+    }
+    // All 500 are still in history: the stalled one gets every one, in order.
+    for i in 0..500 {
+        assert_eq!(next(&mut stalled).await.get_data(), Some(&*i.to_string()));
+    }
+    hub.publish_now("t", Event::new().data("live"));
+    assert_eq!(next(&mut stalled).await.get_data(), Some("live"));
+    assert_eq!(next(&mut active).await.get_data(), Some("live"));
+}
+
+/// A subscriber that stalls past the kept history gets `reset`, then live events.
+#[tokio::test]
+async fn stalled_past_history_gets_reset_then_live() {
+    let hub = MemoryHub::builder().history(50).buffer(8).build();
+    let mut stalled = hub.subscribe("t", None);
+    next(&mut stalled).await;
+    for i in 0..200 {
+        hub.publish_now("t", Event::new().data(i.to_string()));
+    }
+    let stats = hub.topic_stats("t").unwrap();
+    assert!(stats.queued <= 8 && stats.history <= 50, "{stats:?}");
+    let reset = next(&mut stalled).await;
+    assert_eq!(reset.get_event(), Some("reset"));
+    let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
+    assert_eq!(data["reason"], "expired");
+    assert_eq!(reset.get_id(), Some(data["cursor"].as_str().unwrap()));
+    hub.publish_now("t", Event::new().data("live"));
+    assert_eq!(next(&mut stalled).await.get_data(), Some("live"));
+}
+
+#[tokio::test]
+async fn dropped_subscriptions_are_unregistered() {
+    let hub = MemoryHub::new();
+    let subs: Vec<_> = (0..10).map(|_| hub.subscribe("t", None)).collect();
+    assert_eq!(hub.topic_stats("t").unwrap().subscribers, 10);
+    drop(subs);
+    assert_eq!(hub.topic_stats("t").unwrap().subscribers, 0);
+}

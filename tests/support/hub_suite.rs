@@ -1,0 +1,165 @@
+//! The behavioural suite every `Hub` backend must pass. Each test takes a factory that makes
+//! a fresh hub (a fresh topic namespace for shared backends) and returns it.
+
+use super::within;
+use std::{collections::HashSet, sync::Arc, time::Duration};
+use tokio_stream::StreamExt as _;
+use tower_push::{
+    hub::{Hub, RESET_EVENT},
+    Event,
+};
+
+pub async fn next<S: tokio_stream::Stream<Item = Event> + Unpin>(sub: &mut S) -> Event {
+    within(sub.next()).await.expect("subscription ended")
+}
+
+/// Subscribing from `None` starts with the current position; live events follow.
+pub async fn starts_with_position_then_live<H: Hub>(hub: H) {
+    let last = hub.publish("t", Event::new().data("old")).await.unwrap();
+    let mut sub = hub.subscribe("t", None);
+    let position = next(&mut sub).await;
+    assert!(position.is_cursor_only(), "{position:?}");
+    assert_eq!(position.get_id(), Some(last.as_str()));
+    let cursor = hub.publish("t", Event::new().data("new")).await.unwrap();
+    let live = next(&mut sub).await;
+    assert_eq!(live.get_data(), Some("new"));
+    assert_eq!(live.get_id(), Some(cursor.as_str()));
+}
+
+/// Resuming replays exactly what came after the cursor, then continues live.
+pub async fn resume_replays_exactly_the_missed_events<H: Hub>(hub: H) {
+    let mut cursors = Vec::new();
+    for i in 0..15 {
+        cursors.push(
+            hub.publish("t", Event::new().data(i.to_string()))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut sub = hub.subscribe("t", Some(cursors[4].as_str()));
+    assert_eq!(next(&mut sub).await.get_id(), Some(cursors[4].as_str()));
+    for (i, cursor) in cursors.iter().enumerate().skip(5) {
+        let event = next(&mut sub).await;
+        assert_eq!(event.get_data(), Some(&*i.to_string()));
+        assert_eq!(event.get_id(), Some(cursor.as_str()));
+    }
+    hub.publish("t", Event::new().data("live")).await.unwrap();
+    assert_eq!(next(&mut sub).await.get_data(), Some("live"));
+}
+
+/// A cursor that cannot be honoured starts with a `reset` carrying the current cursor.
+pub async fn foreign_cursor_resets<H: Hub>(hub: H, foreign: &str) {
+    let mut current = hub.publish("t", Event::new().data("x")).await.unwrap();
+    for from in [foreign, "not a cursor", ""] {
+        let mut sub = hub.subscribe("t", Some(from));
+        let reset = next(&mut sub).await;
+        assert_eq!(reset.get_event(), Some(RESET_EVENT), "from {from:?}");
+        assert_eq!(reset.get_id(), Some(current.as_str()));
+        let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
+        assert_eq!(data["cursor"], current.as_str());
+        current = hub.publish("t", Event::new().data("after")).await.unwrap();
+        assert_eq!(next(&mut sub).await.get_data(), Some("after"));
+    }
+}
+
+/// Several publishers, many subscribers joining at random moments: each subscriber's
+/// sequence is gap-free and duplicate-free from its start. Bounded: 4 × 300 events.
+pub async fn concurrent_publishers_and_joining_subscribers<H: Hub>(hub: H) {
+    const PUBLISHERS: usize = 4;
+    const PER_PUBLISHER: usize = 300;
+    const SUBSCRIBERS: usize = 40;
+    let start = hub.publish("t", Event::new().data("start")).await.unwrap();
+
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_PUBLISHER {
+                    hub.publish("t", Event::new().data(format!("{p}-{i}")))
+                        .await
+                        .unwrap();
+                    if i % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let total = PUBLISHERS * PER_PUBLISHER;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|s| {
+            let hub = hub.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // Join at a pseudo-random moment.
+                for _ in 0..(s * 7919) % 13 {
+                    tokio::task::yield_now().await;
+                }
+                let mut sub = hub.subscribe("t", None);
+                let position = next(&mut sub).await;
+                let mut ids = vec![position.get_id().unwrap().to_owned()];
+                let mut datas = Vec::new();
+                // Read until the publishers are done: the last event is "done".
+                loop {
+                    let event = next(&mut sub).await;
+                    if event.get_data() == Some("done") {
+                        break;
+                    }
+                    ids.push(event.get_id().unwrap().to_owned());
+                    datas.push(event.get_data().unwrap().to_owned());
+                }
+                seen.lock().unwrap().push((ids, datas));
+            })
+        })
+        .collect();
+
+    for p in publishers {
+        within(p).await.unwrap();
+    }
+    hub.publish("t", Event::new().data("done")).await.unwrap();
+    for s in subscribers {
+        within(s).await.unwrap();
+    }
+
+    // The reference order: everything after `start`, read from history.
+    let mut reference = hub.subscribe("t", Some(start.as_str()));
+    next(&mut reference).await;
+    let mut order = Vec::new();
+    for _ in 0..total {
+        let event = next(&mut reference).await;
+        order.push((
+            event.get_id().unwrap().to_owned(),
+            event.get_data().unwrap().to_owned(),
+        ));
+    }
+    let all: HashSet<_> = order.iter().map(|(_, d)| d.clone()).collect();
+    assert_eq!(
+        all.len(),
+        total,
+        "every published event is in the history once"
+    );
+
+    for (ids, datas) in seen.lock().unwrap().iter() {
+        // Where the subscriber started: right after its position cursor.
+        let begin = if ids[0] == start.as_str() {
+            0
+        } else {
+            order
+                .iter()
+                .position(|(id, _)| *id == ids[0])
+                .map_or(0, |i| i + 1)
+        };
+        let expected: Vec<_> = order[begin..].iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(
+            datas, &expected,
+            "gap-free and duplicate-free from its start"
+        );
+    }
+}
+
+/// Gives publishers time to run when a test needs a settled state.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
