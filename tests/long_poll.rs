@@ -1,0 +1,320 @@
+#![cfg(all(feature = "long-poll", feature = "negotiate", feature = "hub"))]
+//! Long polling and the negotiating endpoint against a real server and a real HTTP client.
+
+mod support;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Empty;
+use serde::Deserialize;
+use std::{net::SocketAddr, time::Duration};
+use support::*;
+use tower_push::{
+    hub::{MemoryHub, Subscribe},
+    long_poll::LongPollLayer,
+    negotiate::Negotiate,
+    Event,
+};
+
+#[derive(Debug, Deserialize)]
+struct Batch {
+    events: Vec<Polled>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Polled {
+    id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+}
+
+async fn app_with(hub: &MemoryHub, long_poll: LongPollLayer) -> SocketAddr {
+    serve(Negotiate::new(Subscribe::new(hub.clone(), "room")).long_poll(long_poll)).await
+}
+
+async fn app(hub: &MemoryHub) -> SocketAddr {
+    app_with(hub, LongPollLayer::new()).await
+}
+
+async fn poll(client: &HttpClient, addr: SocketAddr, cursor: Option<&str>) -> Batch {
+    let path = match cursor {
+        Some(c) => format!("/events?lastEventId={c}"),
+        None => "/events".to_owned(),
+    };
+    let res = within(client.request(get(addr, &path).body(Empty::<Bytes>::new()).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    serde_json::from_slice(&body_bytes(res).await).expect("valid JSON")
+}
+
+fn msg(text: &str) -> Event {
+    Event::new().event("msg").unwrap().data(text)
+}
+
+#[tokio::test]
+async fn first_poll_without_cursor_answers_at_once_with_the_current_cursor() {
+    let hub = MemoryHub::new();
+    let last = hub.publish_now("room", msg("before"));
+    // The default hold is 25 s; `poll` bounds the wait to 10 s, so this proves no hold.
+    let batch = poll(&h1(), app(&hub).await, None).await;
+    assert!(batch.events.is_empty());
+    assert_eq!(batch.cursor.as_deref(), Some(last.as_str()));
+}
+
+#[tokio::test]
+async fn next_poll_holds_until_an_event_is_published() {
+    let hub = MemoryHub::new();
+    let addr = app(&hub).await;
+    let client = h1();
+    let cursor = poll(&client, addr, None).await.cursor.unwrap();
+
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move { poll(&client, addr, Some(&cursor)).await }
+    });
+    // Wait until the poll is subscribed, then check it is still held.
+    within(async {
+        while hub.topic_stats("room").map_or(0, |s| s.subscribers) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !held.is_finished(),
+        "the poll is held while there is nothing to send"
+    );
+
+    let id = hub.publish_now("room", msg("hello"));
+    let batch = within(held).await.unwrap();
+    assert_eq!(
+        batch.events,
+        vec![Polled {
+            id: Some(id.to_string()),
+            event: Some("msg".into()),
+            data: Some("hello".into())
+        }]
+    );
+    assert_eq!(batch.cursor.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn hold_timeout_answers_an_empty_batch_with_the_same_cursor() {
+    let hub = MemoryHub::new();
+    let addr = app_with(
+        &hub,
+        LongPollLayer::new().timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let client = h1();
+    let cursor = poll(&client, addr, None).await.cursor.unwrap();
+    let batch = poll(&client, addr, Some(&cursor)).await;
+    assert!(batch.events.is_empty());
+    assert_eq!(batch.cursor.as_deref(), Some(cursor.as_str()));
+}
+
+#[tokio::test]
+async fn batch_caps_are_honoured_and_nothing_is_dropped() {
+    let hub = MemoryHub::new();
+    let start = hub.publish_now("room", msg("start"));
+    for i in 0..10 {
+        hub.publish_now("room", msg(&format!("{i:03}")));
+    }
+    let client = h1();
+
+    // Count cap: 3 per answer; following the cursor yields all 10, in order.
+    let addr = app_with(&hub, LongPollLayer::new().max_events(3)).await;
+    let mut cursor = start.to_string();
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let batch = poll(&client, addr, Some(&cursor)).await;
+        assert!(
+            !batch.events.is_empty() && batch.events.len() <= 3,
+            "{batch:?}"
+        );
+        seen.extend(batch.events.iter().map(|e| e.data.clone().unwrap()));
+        cursor = batch.cursor.unwrap();
+    }
+    assert_eq!(seen, (0..10).map(|i| format!("{i:03}")).collect::<Vec<_>>());
+
+    // Byte cap: a cap of one event's JSON plus one byte answers 2 (the event that crosses
+    // the cap is included, never dropped).
+    let one = msg("000").id(start.as_str()).unwrap().to_json().len();
+    let addr = app_with(&hub, LongPollLayer::new().max_bytes(one + 1)).await;
+    let batch = poll(&client, addr, Some(start.as_str())).await;
+    assert_eq!(batch.events.len(), 2, "{batch:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_publishing_is_delivered_gap_free_and_duplicate_free() {
+    const TOTAL: usize = 2_000;
+    let hub = MemoryHub::builder().history(TOTAL + 10).build();
+    let addr = app(&hub).await;
+    let client = h1();
+    let mut cursor = poll(&client, addr, None).await.cursor.unwrap();
+
+    let publisher = tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            for i in 0..TOTAL {
+                hub.publish_now("room", msg(&i.to_string()));
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    });
+
+    let mut seen = Vec::new();
+    let mut polls = 0;
+    within(async {
+        while seen.len() < TOTAL {
+            let batch = poll(&client, addr, Some(&cursor)).await;
+            seen.extend(batch.events.into_iter().map(|e| e.data.unwrap()));
+            cursor = batch.cursor.unwrap();
+            polls += 1;
+        }
+    })
+    .await;
+    within(publisher).await.unwrap();
+    assert_eq!(seen, (0..TOTAL).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(polls > 1, "publishing spanned several polls ({polls})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_pollers_each_get_the_event_exactly_once() {
+    const POLLERS: usize = 1_000;
+    let hub = MemoryHub::new();
+    let addr = app(&hub).await;
+    let client = h1();
+    let cursor = poll(&client, addr, None).await.cursor.unwrap();
+
+    let pollers: Vec<_> = (0..POLLERS)
+        .map(|_| {
+            let client = client.clone();
+            let cursor = cursor.clone();
+            tokio::spawn(async move { poll(&client, addr, Some(&cursor)).await })
+        })
+        .collect();
+    within(async {
+        while hub.topic_stats("room").map_or(0, |s| s.subscribers) < POLLERS {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let id = hub.publish_now("room", msg("to everyone"));
+    for poller in pollers {
+        let batch = within(poller).await.unwrap();
+        assert_eq!(batch.events.len(), 1, "{batch:?}");
+        assert_eq!(batch.events[0].id.as_deref(), Some(id.as_str()));
+        assert_eq!(batch.cursor.as_deref(), Some(id.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_drops_the_stream() {
+    let hub = MemoryHub::new();
+    let addr = app(&hub).await;
+    let cursor = poll(&h1(), addr, None).await.cursor.unwrap();
+    let client = h1();
+    let held = tokio::spawn(async move { poll(&client, addr, Some(&cursor)).await });
+    let subscribers = || hub.topic_stats("room").map_or(0, |s| s.subscribers);
+    within(async {
+        while subscribers() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    held.abort(); // drops the client and its connection
+    within(async {
+        while subscribers() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn negotiation_serves_sse_and_long_poll_on_one_route_with_the_same_ids() {
+    let hub = MemoryHub::new();
+    let start = hub.publish_now("room", msg("start"));
+    let ids: Vec<_> = (0..3)
+        .map(|i| hub.publish_now("room", msg(&format!("n{i}"))))
+        .collect();
+    let addr = app(&hub).await;
+    let client = h1();
+
+    // SSE from `start`.
+    let (parts, mut events) =
+        open_sse(&client, sse_request(addr, "/events", Some(start.as_str()))).await;
+    assert_eq!(parts.headers["content-type"], "text/event-stream");
+    let mut sse_ids = Vec::new();
+    for _ in 0..3 {
+        sse_ids.push(next_event(&mut events).await.id);
+    }
+    // Long-poll from `start`.
+    let batch = poll(&client, addr, Some(start.as_str())).await;
+    let poll_ids: Vec<_> = batch.events.iter().map(|e| e.id.clone().unwrap()).collect();
+    let expected: Vec<_> = ids.iter().map(|c| c.to_string()).collect();
+    assert_eq!(sse_ids, expected);
+    assert_eq!(poll_ids, expected);
+
+    // A cursor from SSE resumes on long-poll, and one from long-poll resumes on SSE.
+    let more = hub.publish_now("room", msg("n3"));
+    let batch = poll(&client, addr, Some(&sse_ids[2])).await;
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!(batch.events[0].id.as_deref(), Some(more.as_str()));
+    let (_, mut events) = open_sse(
+        &client,
+        sse_request(addr, "/events", batch.cursor.as_deref()),
+    )
+    .await;
+    let last = hub.publish_now("room", msg("n4"));
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.id.as_str(), event.data.as_str()),
+        (last.as_str(), "n4"),
+        "no duplicate of n3"
+    );
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow() {
+    let hub = MemoryHub::new();
+    let addr = app(&hub).await;
+    for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri(format!("http://{addr}/events"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = within(h1().request(req)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(res.headers()["allow"], "GET");
+    }
+}
+
+#[tokio::test]
+async fn long_poll_works_over_http2() {
+    let hub = MemoryHub::new();
+    let addr = app(&hub).await;
+    let client = h2();
+    let cursor = poll(&client, addr, None).await.cursor.unwrap();
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move { poll(&client, addr, Some(&cursor)).await }
+    });
+    within(async {
+        while hub.topic_stats("room").map_or(0, |s| s.subscribers) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    hub.publish_now("room", msg("over h2"));
+    let batch = within(held).await.unwrap();
+    assert_eq!(batch.events[0].data.as_deref(), Some("over h2"));
+}
