@@ -8,7 +8,7 @@
 //! Each transport renders a heartbeat its own way: SSE writes a comment line (`:`), which
 //! `EventSource` ignores; WebSocket sends a Ping; long-poll skips it (a poll is short anyway).
 //! The same adapter is available on any stream as
-//! [`PushStreamExt::heartbeat`](crate::PushStreamExt::heartbeat).
+//! [`PushStreamExt::heartbeat`].
 //!
 //! # Example
 //!

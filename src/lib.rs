@@ -68,6 +68,7 @@ pub mod rejection;
 pub mod stream;
 
 mod guard;
+#[cfg(any(feature = "sse", feature = "long-poll"))]
 mod transport;
 
 #[cfg(feature = "heartbeat")]

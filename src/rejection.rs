@@ -78,6 +78,7 @@ pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
     res
 }
 
+#[cfg(any(feature = "sse", feature = "long-poll"))]
 /// The response for an inner service's error: its [`Reject`], else a logged 500.
 pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
     match error.downcast::<Reject>() {
@@ -92,6 +93,7 @@ pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
     }
 }
 
+#[cfg(feature = "negotiate")]
 /// `405 Method Not Allowed` with the `Allow` header.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
     let mut res = text(

@@ -7,10 +7,9 @@ mod heartbeat;
 #[cfg_attr(docsrs, doc(cfg(feature = "heartbeat")))]
 pub use heartbeat::Heartbeat;
 
-use crate::IntoPush;
 use futures_core::Stream;
 
-/// Adapters for streams of [`IntoPush`] items ([`Event`](crate::Event), `Result<Event, E>`, ...).
+/// Adapters for streams of [`IntoPush`](crate::IntoPush) items ([`Event`](crate::Event), `Result<Event, E>`, ...).
 pub trait PushStreamExt: Stream {
     /// Yields [`Push::Heartbeat`](crate::Push::Heartbeat) whenever the stream has been idle
     /// for `every`; the timer restarts on every item. The result is fused and ends when the
@@ -37,7 +36,7 @@ pub trait PushStreamExt: Stream {
     fn heartbeat(self, every: std::time::Duration) -> Heartbeat<Self>
     where
         Self: Sized,
-        Self::Item: IntoPush,
+        Self::Item: crate::IntoPush,
     {
         Heartbeat::new(self, every)
     }
