@@ -71,7 +71,10 @@ fn main() {
             );
             results.push(per_event_us);
         }
-        println!("  long-poll / SSE server CPU per delivered event: {:.2}x", results[1] / results[0]);
+        println!(
+            "  long-poll / SSE server CPU per delivered event: {:.2}x",
+            results[1] / results[0]
+        );
     }
 }
 
@@ -98,7 +101,10 @@ fn server() {
                             let mut tick = tokio::time::interval(gap);
                             for i in 0..events_total {
                                 tick.tick().await;
-                                hub.publish_now("t", Event::new().event("n").unwrap().data(i.to_string()));
+                                hub.publish_now(
+                                    "t",
+                                    Event::new().event("n").unwrap().data(i.to_string()),
+                                );
                             }
                         });
                         Response::new(Full::from("ok").boxed_unsync())
@@ -133,11 +139,17 @@ fn cpu_of(pid: u32) -> Duration {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz: u64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let hz: u64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }
 
@@ -148,7 +160,9 @@ fn run(transport: &str) -> (Duration, usize, Duration) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr: SocketAddr = line.trim().parse().unwrap();
 
     let (events_total, _) = pace();
@@ -211,14 +225,18 @@ fn run(transport: &str) -> (Duration, usize, Duration) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let res = client.request(get("/stats".into(), false)).await.unwrap();
-            let n: usize = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
-                .unwrap()
-                .parse()
-                .unwrap();
+            let n: usize =
+                String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
             if n >= CLIENTS {
                 break;
             }
-            assert!(Instant::now() < deadline, "clients did not subscribe in time ({n})");
+            assert!(
+                Instant::now() < deadline,
+                "clients did not subscribe in time ({n})"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let before_requests = requests.load(Ordering::Relaxed);
