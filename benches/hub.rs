@@ -24,6 +24,15 @@ fn poll_one<S: Stream + Unpin>(s: &mut S) -> S::Item {
     }
 }
 
+/// Polls until the stream parks (returns `Pending`), as a server task does between events.
+fn park<S: Stream + Unpin>(s: &mut S) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        Pin::new(s).poll_next(&mut cx).is_pending(),
+        "nothing else is ready"
+    );
+}
+
 fn event(data: &str) -> Event {
     Event::new().event("news").unwrap().data(data)
 }
@@ -74,5 +83,48 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fan_out);
+/// The realistic pattern: every subscriber is parked when the event is published, receives
+/// it, and parks again.
+fn fan_out_parked(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hub/fan_out_10k_parked");
+    group.throughput(Throughput::Elements(SUBSCRIBERS as u64));
+    let data = "z".repeat(200);
+
+    group.bench_function("tower-push MemoryHub", |b| {
+        use tower_push::hub::Hub as _;
+        let hub = MemoryHub::builder().buffer(16).build();
+        let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| hub.subscribe("t", None)).collect();
+        for sub in &mut subs {
+            poll_one(sub);
+            park(sub);
+        }
+        b.iter(|| {
+            hub.publish_now("t", event(&data));
+            for sub in &mut subs {
+                black_box(poll_one(sub));
+                park(sub);
+            }
+        })
+    });
+
+    group.bench_function("broadcast<Arc<Event>>/stream", |b| {
+        let (tx, _) = broadcast::channel::<Arc<Event>>(16);
+        let mut subs: Vec<_> = (0..SUBSCRIBERS)
+            .map(|_| BroadcastStream::new(tx.subscribe()))
+            .collect();
+        for sub in &mut subs {
+            park(sub);
+        }
+        b.iter(|| {
+            tx.send(Arc::new(event(&data))).unwrap();
+            for sub in &mut subs {
+                black_box(poll_one(sub).unwrap());
+                park(sub);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fan_out, fan_out_parked);
 criterion_main!(benches);

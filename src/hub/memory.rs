@@ -12,8 +12,8 @@ use std::{
     task::{ready, Context, Poll},
     time::{SystemTime, UNIX_EPOCH},
 };
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio_util::sync::ReusableBoxFuture;
 
 /// The default number of events kept per topic for resume: 1024.
 const DEFAULT_HISTORY: usize = 1024;
@@ -37,7 +37,7 @@ pub struct MemoryHub {
 }
 
 struct Shared {
-    epoch: String,
+    epoch: Arc<str>,
     history: usize,
     buffer: usize,
     topics: Mutex<HashMap<Box<str>, Arc<Topic>>>,
@@ -46,6 +46,8 @@ struct Shared {
 struct Topic {
     state: Mutex<TopicState>,
     tx: broadcast::Sender<Entry>,
+    /// The hub's epoch, for the cursors a subscription makes when it resets.
+    epoch: Arc<str>,
 }
 
 struct TopicState {
@@ -82,6 +84,10 @@ pub struct TopicStats {
     pub subscribers: usize,
     /// Events published to the topic so far.
     pub published: u64,
+}
+
+fn cursor(epoch: &str, offset: u64) -> Cursor {
+    Cursor::new(format!("{epoch}-{offset}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,7 +133,7 @@ impl MemoryHubBuilder {
     pub fn build(self) -> MemoryHub {
         MemoryHub {
             shared: Arc::new(Shared {
-                epoch: format!("{:016x}", new_epoch()),
+                epoch: format!("{:016x}", new_epoch()).into(),
                 history: self.history,
                 buffer: self.buffer,
                 topics: Mutex::new(HashMap::new()),
@@ -207,13 +213,14 @@ impl MemoryHub {
                 ring: VecDeque::new(),
             }),
             tx: broadcast::channel(self.shared.buffer).0,
+            epoch: self.shared.epoch.clone(),
         });
         topics.insert(name.into(), topic.clone());
         topic
     }
 
     fn cursor(&self, offset: u64) -> Cursor {
-        Cursor::new(format!("{}-{offset}", self.shared.epoch))
+        cursor(&self.shared.epoch, offset)
     }
 
     /// The offset to resume after, or why not.
@@ -223,7 +230,7 @@ impl MemoryHub {
         };
         let (epoch, offset) = from.split_once('-').ok_or(ResetReason::Invalid)?;
         let offset: u64 = offset.parse().map_err(|_| ResetReason::Invalid)?;
-        if epoch != self.shared.epoch {
+        if epoch != &*self.shared.epoch {
             let well_formed = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit());
             return Err(if well_formed {
                 ResetReason::UnknownEpoch
@@ -268,7 +275,7 @@ impl Hub for MemoryHub {
         let state = lock(&topic.state);
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
         let rx = topic.tx.subscribe();
-        let mut pending = VecDeque::new();
+        let mut pending = Box::<VecDeque<Event>>::default();
         match self.resume_point(from, &state) {
             Ok(after) => {
                 pending.push_back(position_event(&self.cursor(after)));
@@ -280,11 +287,12 @@ impl Hub for MemoryHub {
         let next = state.next;
         drop(state);
         MemorySubscription {
-            pending,
-            rx: BroadcastStream::new(rx),
+            rx: Some(rx),
+            wait: ReusableBoxFuture::new(wait(None)),
             next,
+            backlog: true,
+            pending: Some(pending),
             topic,
-            hub: self.clone(),
         }
     }
 }
@@ -292,28 +300,84 @@ impl Hub for MemoryHub {
 /// The subscription stream of a [`MemoryHub`]. See the [module docs](crate::hub).
 #[must_use = "streams do nothing unless polled"]
 pub struct MemorySubscription {
-    /// Position or reset event, replayed history, or a catch-up after lagging.
-    pending: VecDeque<Event>,
-    rx: BroadcastStream<Entry>,
+    // Hot fields first, and small: fan-out to many subscribers is bound by memory traffic.
+    /// The receiver, while it is not parked in `wait`.
+    rx: Option<broadcast::Receiver<Entry>>,
+    /// Waits for the next entry when the buffer is empty, then hands the receiver back.
+    /// Reused, so waiting allocates nothing after the first time.
+    wait: ReusableBoxFuture<'static, Received>,
     /// The offset of the next live event to deliver.
     next: u64,
+    /// Whether entries were found waiting: read them with `try_recv`.
+    backlog: bool,
+    /// Position or reset event, replayed history, or a catch-up after lagging; boxed because
+    /// it is empty (`None`) nearly always.
+    pending: Option<Box<VecDeque<Event>>>,
     topic: Arc<Topic>,
-    hub: MemoryHub,
+}
+
+type Received = Option<(Result<Entry, RecvError>, broadcast::Receiver<Entry>)>;
+
+async fn wait(rx: Option<broadcast::Receiver<Entry>>) -> Received {
+    let mut rx = rx?;
+    let result = rx.recv().await;
+    Some((result, rx))
 }
 
 impl MemorySubscription {
+    /// The next entry from the live buffer.
+    ///
+    /// A subscriber that keeps up parks its receiver in the reusable `wait` future between
+    /// events, as `BroadcastStream` does. When entries are found already waiting (a burst, or
+    /// a subscriber behind), it switches to `try_recv`, which needs no future at all, until
+    /// the buffer is empty again.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Entry, RecvError>> {
+        if let Some(rx) = &mut self.rx {
+            if self.backlog {
+                match rx.try_recv() {
+                    Ok(entry) => return Poll::Ready(Ok(entry)),
+                    Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
+                    Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+                    Err(TryRecvError::Empty) => self.backlog = false,
+                }
+            }
+            let rx = self.rx.take();
+            self.wait.set(wait(rx));
+            if let Poll::Ready(received) = self.wait.poll(cx) {
+                // Ready on the first poll: entries are waiting.
+                self.backlog = true;
+                return Poll::Ready(self.restore(received));
+            }
+            return Poll::Pending;
+        }
+        let received = ready!(self.wait.poll(cx));
+        Poll::Ready(self.restore(received))
+    }
+
+    fn restore(&mut self, received: Received) -> Result<Entry, RecvError> {
+        match received {
+            // The finished future stays in place; it is replaced before it is polled again.
+            Some((result, rx)) => {
+                self.rx = Some(rx);
+                result
+            }
+            // The receiver is parked in `wait` whenever `rx` is empty, so this does not
+            // happen; ending the stream is the safe answer if it ever did.
+            None => Err(RecvError::Closed),
+        }
+    }
+
     /// After lagging behind the live buffer: take the missed events from history, or reset.
     fn catch_up(&mut self) {
         let state = lock(&self.topic.state);
+        let pending = self.pending.get_or_insert_with(Default::default);
         if self.next < state.oldest() {
-            self.pending.clear();
-            let current = self.hub.cursor(state.last());
-            self.pending
-                .push_back(reset_event(ResetReason::Expired, &current));
+            pending.clear();
+            let current = cursor(&self.topic.epoch, state.last());
+            pending.push_back(reset_event(ResetReason::Expired, &current));
         } else {
             let skip = (self.next - state.oldest()) as usize;
-            self.pending
-                .extend(state.ring.iter().skip(skip).map(|e| e.event.clone()));
+            pending.extend(state.ring.iter().skip(skip).map(|e| e.event.clone()));
         }
         self.next = state.next;
     }
@@ -323,7 +387,7 @@ impl fmt::Debug for MemorySubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemorySubscription")
             .field("next", &self.next)
-            .field("pending", &self.pending.len())
+            .field("pending", &self.pending.as_ref().map_or(0, |p| p.len()))
             .finish_non_exhaustive()
     }
 }
@@ -334,18 +398,21 @@ impl Stream for MemorySubscription {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = &mut *self;
         loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(event));
+            if let Some(pending) = &mut this.pending {
+                match pending.pop_front() {
+                    Some(event) => return Poll::Ready(Some(event)),
+                    None => this.pending = None,
+                }
             }
-            match ready!(Pin::new(&mut this.rx).poll_next(cx)) {
-                None => return Poll::Ready(None),
-                Some(Ok(entry)) if entry.offset < this.next => {} // already delivered
-                Some(Ok(entry)) if entry.offset == this.next => {
+            match ready!(this.poll_recv(cx)) {
+                Err(RecvError::Closed) => return Poll::Ready(None),
+                Ok(entry) if entry.offset < this.next => {} // already delivered
+                Ok(entry) if entry.offset == this.next => {
                     this.next += 1;
                     return Poll::Ready(Some(entry.event));
                 }
                 // A gap: only after lagging, which the buffer reports first; handled alike.
-                Some(Ok(_)) | Some(Err(BroadcastStreamRecvError::Lagged(_))) => this.catch_up(),
+                Ok(_) | Err(RecvError::Lagged(_)) => this.catch_up(),
             }
         }
     }
