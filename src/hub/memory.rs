@@ -312,6 +312,7 @@ pub struct MemorySubscription {
     backlog: bool,
     /// Position or reset event, replayed history, or a catch-up after lagging; boxed because
     /// it is empty (`None`) nearly always.
+    #[allow(clippy::box_collection)] // 8 bytes instead of 32 on the hot struct
     pending: Option<Box<VecDeque<Event>>>,
     topic: Arc<Topic>,
 }
