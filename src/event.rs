@@ -64,6 +64,8 @@ struct Inner {
     comment: Option<Box<str>>,
     sse: OnceLock<Bytes>,
     json: OnceLock<Bytes>,
+    #[cfg(feature = "ws")]
+    ws: OnceLock<tokio_tungstenite::tungstenite::Utf8Bytes>,
 }
 
 /// Why an [`Event`] field was refused.
@@ -112,6 +114,10 @@ impl Event {
         // Any edit invalidates the cached encodings.
         inner.sse = OnceLock::new();
         inner.json = OnceLock::new();
+        #[cfg(feature = "ws")]
+        {
+            inner.ws = OnceLock::new();
+        }
         self
     }
 
@@ -237,6 +243,20 @@ impl Event {
         self.inner
             .json
             .get_or_init(|| encode_json(&self.inner))
+            .clone()
+    }
+}
+
+#[cfg(feature = "ws")]
+impl Event {
+    /// The WebSocket text payload (the JSON object), validated as UTF-8 once and shared.
+    pub(crate) fn to_ws_text(&self) -> tokio_tungstenite::tungstenite::Utf8Bytes {
+        self.inner
+            .ws
+            .get_or_init(|| {
+                tokio_tungstenite::tungstenite::Utf8Bytes::try_from(self.to_json())
+                    .expect("JSON of UTF-8 strings is UTF-8")
+            })
             .clone()
     }
 }

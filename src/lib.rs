@@ -68,7 +68,7 @@ pub mod rejection;
 pub mod stream;
 
 mod guard;
-#[cfg(any(feature = "sse", feature = "long-poll"))]
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 mod transport;
 
 #[cfg(feature = "heartbeat")]
@@ -90,6 +90,14 @@ pub mod negotiate;
 #[cfg(feature = "sse")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sse")))]
 pub mod sse;
+
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+pub mod ws;
+
+#[cfg(feature = "origin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "origin")))]
+pub mod origin;
 
 pub use event::{BoxError, Event, EventError, IntoPush, Push};
 pub use rejection::Reject;

@@ -2,7 +2,7 @@
 //! inner service returns to refuse with a status of its choosing.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use std::{borrow::Cow, fmt};
 
 /// An error an inner service returns to refuse a push request with a status and a short text.
@@ -23,6 +23,7 @@ use std::{borrow::Cow, fmt};
 pub struct Reject {
     status: StatusCode,
     message: Cow<'static, str>,
+    header: Option<(HeaderName, HeaderValue)>,
 }
 
 impl Reject {
@@ -31,7 +32,16 @@ impl Reject {
         Self {
             status,
             message: message.into(),
+            header: None,
         }
+    }
+
+    /// Adds a header to the refusal (for example `WWW-Authenticate` or
+    /// `Sec-WebSocket-Version`). A second call replaces the first.
+    #[must_use]
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.header = Some((name, value));
+        self
     }
 
     /// The status of the refusal.
@@ -49,7 +59,11 @@ impl Reject {
             Cow::Borrowed(s) => Bytes::from_static(s.as_bytes()),
             Cow::Owned(s) => Bytes::from(s),
         };
-        text(self.status, message)
+        let mut res = text(self.status, message);
+        if let Some((name, value)) = self.header {
+            res.headers_mut().insert(name, value);
+        }
+        res
     }
 }
 
@@ -78,7 +92,7 @@ pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
     res
 }
 
-#[cfg(any(feature = "sse", feature = "long-poll"))]
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 /// The response for an inner service's error: its [`Reject`], else a logged 500.
 pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
     match error.downcast::<Reject>() {

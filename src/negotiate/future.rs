@@ -24,10 +24,24 @@ pin_project! {
     enum Kind<F, St> {
         Sse { #[pin] future: sse::ResponseFuture<F> },
         LongPoll { #[pin] future: long_poll::ResponseFuture<F, St> },
+        Ws { #[pin] future: WsFuture<F> },
     }
 }
 
+#[cfg(feature = "ws")]
+type WsFuture<F> = crate::ws::ResponseFuture<F>;
+/// Without the `ws` feature the variant cannot be built.
+#[cfg(not(feature = "ws"))]
+type WsFuture<F> = std::marker::PhantomData<(F, std::convert::Infallible)>;
+
 impl<F, St> ResponseFuture<F, St> {
+    #[cfg(feature = "ws")]
+    pub(crate) fn ws(future: crate::ws::ResponseFuture<F>) -> Self {
+        Self {
+            kind: Kind::Ws { future },
+        }
+    }
+
     pub(crate) fn sse(future: sse::ResponseFuture<F>) -> Self {
         Self {
             kind: Kind::Sse { future },
@@ -50,6 +64,7 @@ impl<F, St> fmt::Debug for ResponseFuture<F, St> {
         match &self.kind {
             Kind::Sse { future } => future.fmt(f),
             Kind::LongPoll { future } => future.fmt(f),
+            Kind::Ws { future } => future.fmt(f),
         }
     }
 }
@@ -58,7 +73,7 @@ impl<F, St, E> Future for ResponseFuture<F, St>
 where
     F: Future<Output = Result<St, E>>,
     E: Into<BoxError>,
-    St: Stream,
+    St: Stream + Send + 'static,
     St::Item: IntoPush,
 {
     type Output = Result<Response<PushBody<St>>, Infallible>;
@@ -68,6 +83,10 @@ where
         match self.project().kind.project() {
             KindProj::Sse { future } => future.poll(cx),
             KindProj::LongPoll { future } => future.poll(cx),
+            #[cfg(feature = "ws")]
+            KindProj::Ws { future } => future.poll(cx),
+            #[cfg(not(feature = "ws"))]
+            KindProj::Ws { .. } => unreachable!("the WebSocket variant needs the `ws` feature"),
         }
     }
 }

@@ -1,16 +1,14 @@
-//! One route for every transport: pick SSE or long-poll per request.
+//! One route for every transport: pick WebSocket, SSE or long-poll per request.
 //!
 //! [`Negotiate`] wraps the same inner service as the transports (a request in, a stream of
 //! events out) and chooses by standard request headers:
 //!
 //! | request | transport |
 //! |---|---|
+//! | `GET` with `Upgrade: websocket`, or HTTP/2 `CONNECT` with `:protocol websocket` | [WebSocket](crate::ws) (feature `ws`) |
 //! | `GET` with `Accept: text/event-stream` | [SSE](crate::sse) |
 //! | any other `GET` | [long-poll](crate::long_poll) |
 //! | any other method | `405 Method Not Allowed` with `Allow: GET` |
-//!
-//! (The WebSocket transport, when it lands, joins this table for `Upgrade: websocket` and
-//! HTTP/2 extended `CONNECT`, with no change to code that uses `Negotiate`.)
 //!
 //! Every transport carries the same event ids, and each reads the client's cursor the same way
 //! (`Last-Event-ID` header, else `?lastEventId=`), so a client can move from one transport to
@@ -52,7 +50,8 @@
 //!
 //! let layer = NegotiateLayer::new()
 //!     .sse(SseLayer::new().retry(Duration::from_secs(2)))
-//!     .long_poll(LongPollLayer::new().timeout(Duration::from_secs(20)).max_events(50));
+//!     .long_poll(LongPollLayer::new().timeout(Duration::from_secs(20)).max_events(50))
+//!     .ws(tower_push::ws::WsLayer::new().protocols(["chat.v1"]));
 //! # let _ = layer;
 //! ```
 

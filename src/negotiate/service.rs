@@ -21,11 +21,19 @@ pub enum Transport {
     Sse,
     /// Long polling.
     LongPoll,
+    /// WebSocket (HTTP/1.1 upgrade or HTTP/2 extended CONNECT).
+    #[cfg(feature = "ws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+    WebSocket,
 }
 
 impl Transport {
     /// The transport for a request, or `None` when its method is not served.
     pub fn of<B>(req: &Request<B>) -> Option<Self> {
+        #[cfg(feature = "ws")]
+        if crate::ws::is_upgrade_request(req) {
+            return Some(Transport::WebSocket);
+        }
         if req.method() != Method::GET {
             return None;
         }
@@ -56,6 +64,8 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 pub struct NegotiateLayer {
     sse: SseLayer,
     long_poll: LongPollLayer,
+    #[cfg(feature = "ws")]
+    ws: crate::ws::WsLayer,
 }
 
 impl NegotiateLayer {
@@ -75,6 +85,15 @@ impl NegotiateLayer {
     /// replaces the first.
     pub fn long_poll(mut self, long_poll: LongPollLayer) -> Self {
         self.long_poll = long_poll;
+        self
+    }
+
+    /// The settings of the WebSocket transport. Default [`WsLayer::new`](crate::ws::WsLayer::new).
+    /// A second call replaces the first.
+    #[cfg(feature = "ws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+    pub fn ws(mut self, ws: crate::ws::WsLayer) -> Self {
+        self.ws = ws;
         self
     }
 }
@@ -124,6 +143,15 @@ impl<S> Negotiate<S> {
         self
     }
 
+    /// See [`NegotiateLayer::ws`].
+    #[cfg(feature = "ws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+    #[must_use]
+    pub fn ws(mut self, ws: crate::ws::WsLayer) -> Self {
+        self.layer = self.layer.ws(ws);
+        self
+    }
+
     /// Gets a reference to the underlying service.
     pub fn get_ref(&self) -> &S {
         &self.inner.service
@@ -144,7 +172,7 @@ impl<S, B, St> Service<Request<B>> for Negotiate<S>
 where
     S: Service<Request<B>, Response = St>,
     S::Error: Into<BoxError>,
-    St: Stream,
+    St: Stream + Send + 'static,
     St::Item: IntoPush,
 {
     type Response = Response<PushBody<St>>;
@@ -165,6 +193,10 @@ where
             Transport::Sse => ResponseFuture::sse(self.layer.sse.config.call(&mut self.inner, req)),
             Transport::LongPoll => {
                 ResponseFuture::long_poll(self.layer.long_poll.config.call(&mut self.inner, req))
+            }
+            #[cfg(feature = "ws")]
+            Transport::WebSocket => {
+                ResponseFuture::ws(self.layer.ws.config.call(&mut self.inner, req))
             }
         }
     }

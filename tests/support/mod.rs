@@ -39,7 +39,10 @@ where
             };
             let svc = TowerToHyperService::new(svc.clone());
             tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // RFC 8441: advertise extended CONNECT for WebSocket over HTTP/2.
+                builder.http2().enable_connect_protocol();
+                let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .await;
             });

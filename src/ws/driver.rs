@@ -1,0 +1,218 @@
+//! The connection loop of the stream-driven transport: outbound events, inbound messages,
+//! heartbeat pings with a pong deadline, and the close handshake.
+
+use super::{
+    close_code,
+    service::Config,
+    socket::{close_code_for, close_frame, Message, Stream as WsStream},
+};
+use crate::{BoxError, IntoPush, Push};
+use futures_core::Stream;
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::{pin::pin, time::Duration};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_tungstenite::{
+    tungstenite::{self, protocol::Role},
+    WebSocketStream,
+};
+
+/// At most this many ready events are written before one flush.
+const MAX_BATCH: usize = 64;
+
+/// Why the loop ended.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The peer closed, vanished or broke the connection: nothing more to send.
+    Gone,
+}
+
+pub(crate) async fn run<St>(
+    on_upgrade: OnUpgrade,
+    stream: St,
+    inbound: mpsc::Sender<Message>,
+    config: Config,
+) where
+    St: Stream,
+    St::Item: IntoPush,
+{
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            return;
+        }
+    };
+    let mut ws = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(config.codec()),
+    )
+    .await;
+    let end = drive(&mut ws, stream, inbound, &config).await;
+    if let End::Close(code, reason) = end {
+        // Nothing is sent after Close; wait (bounded) for the peer's Close, then drop.
+        if ws.close(Some(close_frame(code, reason))).await.is_ok() {
+            let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+            let _ = tokio::time::timeout(config.close_timeout, drain).await;
+        }
+    }
+}
+
+async fn drive<St>(
+    ws: &mut WsStream,
+    stream: St,
+    inbound: mpsc::Sender<Message>,
+    config: &Config,
+) -> End
+where
+    St: Stream,
+    St::Item: IntoPush,
+{
+    let mut stream = pin!(stream);
+    let mut inbound = Some(inbound);
+    // Set when a Ping is sent and no frame has arrived since.
+    let mut pong_deadline: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let deadline = tokio::time::sleep_until(far());
+    let mut deadline = pin!(deadline);
+
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                // Any frame proves the peer alive.
+                pong_deadline = None;
+                match frame {
+                    None => return End::Gone,
+                    Some(Ok(tungstenite::Message::Text(text))) => {
+                        forward(&mut inbound, Message::Text(text.as_str().to_owned())).await;
+                    }
+                    Some(Ok(tungstenite::Message::Binary(data))) => {
+                        forward(&mut inbound, Message::Binary(data)).await;
+                    }
+                    // The codec queued the Pong (RFC 6455 §5.5.2) or the Close reply: send it.
+                    Some(Ok(tungstenite::Message::Ping(_))) => {
+                        if ws.flush().await.is_err() {
+                            return End::Gone;
+                        }
+                    }
+                    Some(Ok(tungstenite::Message::Close(_))) => {
+                        let _ = ws.flush().await;
+                        return End::Gone;
+                    }
+                    Some(Ok(tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_))) => {}
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "websocket read failed");
+                        return match close_code_for(&error) {
+                            Some(code) => End::Close(code.into(), reason_for(code.into())),
+                            None => End::Gone,
+                        };
+                    }
+                }
+            }
+            out = stream.next().map(outbound) => {
+                // Feed every ready item, then flush once. Items become frames at once, so no
+                // item is held across an await.
+                let mut next = Some(out);
+                let mut fed = 0;
+                while let Some(out) = next.take() {
+                    let frame = match out {
+                        Out::Frame(frame) => frame,
+                        Out::Ping => {
+                            if pong_deadline.is_none() {
+                                let at = Instant::now() + config.pong_timeout;
+                                pong_deadline = Some(at);
+                                deadline.as_mut().reset(at);
+                            }
+                            tungstenite::Message::Ping(bytes::Bytes::new())
+                        }
+                        Out::End(code, reason) => {
+                            let _ = ws.flush().await;
+                            return End::Close(code, reason);
+                        }
+                    };
+                    if ws.feed(frame).await.is_err() {
+                        return End::Gone;
+                    }
+                    fed += 1;
+                    if fed < MAX_BATCH {
+                        // `None` (pending) leaves the loop; an ended stream is `Some(End)` and
+                        // is not polled again, as it need not be fused.
+                        next = stream.next().now_or_never().map(outbound);
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    return End::Gone;
+                }
+            }
+            () = &mut deadline, if pong_deadline.is_some() => {
+                tracing::debug!("no pong within the deadline; dropping the websocket");
+                return End::Gone;
+            }
+        }
+        if pong_deadline.is_none() {
+            deadline.as_mut().reset(far());
+        }
+    }
+}
+
+/// What an item of the stream asks the socket to do.
+enum Out {
+    Frame(tungstenite::Message),
+    Ping,
+    End(u16, &'static str),
+}
+
+fn outbound<I: IntoPush>(item: Option<I>) -> Out {
+    match item.map(IntoPush::into_push) {
+        Some(Ok(Push::Event(event))) => Out::Frame(tungstenite::Message::Text(event.to_ws_text())),
+        Some(Ok(Push::Heartbeat)) => Out::Ping,
+        Some(Err(error)) => {
+            let error: BoxError = error.into();
+            tracing::debug!(%error, "push stream failed; closing the websocket");
+            Out::End(close_code::ERROR, "stream failed")
+        }
+        None => Out::End(close_code::NORMAL, "stream ended"),
+    }
+}
+
+/// Hands an inbound message to the application; discards it once nobody listens.
+async fn forward(inbound: &mut Option<mpsc::Sender<Message>>, message: Message) {
+    if let Some(tx) = inbound {
+        if tx.send(message).await.is_err() {
+            *inbound = None;
+        }
+    }
+}
+
+fn reason_for(code: u16) -> &'static str {
+    match code {
+        close_code::TOO_BIG => "message too big",
+        close_code::INVALID => "invalid UTF-8",
+        close_code::PROTOCOL => "protocol error",
+        _ => "",
+    }
+}
+
+/// An accepted handshake waiting for the inner service's stream.
+pub(crate) struct Pending {
+    pub(crate) handshake: super::handshake::Handshake,
+    pub(crate) on_upgrade: OnUpgrade,
+    pub(crate) inbound: mpsc::Sender<Message>,
+    pub(crate) config: Config,
+}
+
+impl Pending {
+    /// Spawns the connection task and returns the handshake's answer.
+    pub(crate) fn spawn<St>(self, stream: St) -> http::Response<()>
+    where
+        St: Stream + Send + 'static,
+        St::Item: IntoPush,
+    {
+        let res = super::upgrade::response(&self.handshake);
+        tokio::spawn(run(self.on_upgrade, stream, self.inbound, self.config));
+        res
+    }
+}

@@ -1,0 +1,86 @@
+use super::driver;
+use crate::{body::PushBody, rejection, BoxError, IntoPush};
+use bytes::Bytes;
+use futures_core::Stream;
+use http::Response;
+use pin_project_lite::pin_project;
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+pin_project! {
+    /// Response future of [`Ws`](super::Ws).
+    ///
+    /// It completes once the inner service has returned its stream, so the stream exists
+    /// before the client sees the connection open: nothing published after that is missed.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner { #[pin] future: F, pending: Option<driver::Pending> },
+        Ready { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F, pending: driver::Pending) -> Self {
+        Self {
+            kind: Kind::Inner {
+                future,
+                pending: Some(pending),
+            },
+        }
+    }
+
+    pub(crate) fn ready(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, St, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<St, E>>,
+    E: Into<BoxError>,
+    St: Stream + Send + 'static,
+    St::Item: IntoPush,
+{
+    type Output = Result<Response<PushBody<St>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = match self.project().kind.project() {
+            KindProj::Inner { future, pending } => match ready!(future.poll(cx)) {
+                Ok(stream) => {
+                    let pending = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    pending.spawn(stream).map(|()| PushBody::full(Bytes::new()))
+                }
+                Err(error) => rejection::from_inner_error(error.into()).map(PushBody::full),
+            },
+            KindProj::Ready { response } => response
+                .take()
+                .expect("ResponseFuture polled after completion")
+                .map(PushBody::full),
+        };
+        Poll::Ready(Ok(res))
+    }
+}

@@ -1,0 +1,216 @@
+//! Validation of the opening handshake: RFC 6455 §4.2.1 over HTTP/1.1, RFC 8441 §5 over HTTP/2.
+
+use crate::Reject;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+
+/// What an accepted handshake answers with.
+#[derive(Debug, Clone)]
+pub(crate) struct Handshake {
+    /// `Sec-WebSocket-Accept` for HTTP/1.1; `None` for HTTP/2 extended CONNECT.
+    pub(crate) accept: Option<HeaderValue>,
+    /// The chosen subprotocol, if any.
+    pub(crate) protocol: Option<HeaderValue>,
+}
+
+/// Whether any comma-separated token of the `name` headers equals `token`, ignoring ASCII case.
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// RFC 8441: `CONNECT` with the `:protocol` pseudo-header `websocket`.
+fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether the request asks for a WebSocket (valid or not): what `Negotiate` routes on.
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
+    is_extended_connect(req)
+        || (req.method() == Method::GET && has_token(req.headers(), header::UPGRADE, "websocket"))
+}
+
+/// RFC 6455 §4.1: the key is "a randomly selected 16-byte value that has been base64-encoded",
+/// i.e. 22 base64 characters and `==`.
+fn valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+pub(crate) fn validate<B>(
+    req: &Request<B>,
+    protocols: &[HeaderValue],
+) -> Result<Handshake, Reject> {
+    let h2 = is_extended_connect(req);
+    let headers = req.headers();
+    if !h2 && req.method() != Method::GET {
+        return Err(
+            Reject::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                .header(header::ALLOW, HeaderValue::from_static("GET")),
+        );
+    }
+    if !h2
+        && !(has_token(headers, header::UPGRADE, "websocket")
+            && has_token(headers, header::CONNECTION, "upgrade"))
+    {
+        return Err(Reject::new(
+            StatusCode::BAD_REQUEST,
+            "not a WebSocket upgrade: expected `Upgrade: websocket` and `Connection: upgrade`",
+        ));
+    }
+    // RFC 6455 §4.2.2: an unsupported version is answered 426 with the versions supported.
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(Reject::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version; use 13",
+        )
+        .header(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        ));
+    }
+    let accept = if h2 {
+        // RFC 8441 §5: no Sec-WebSocket-Key / Sec-WebSocket-Accept over HTTP/2.
+        None
+    } else {
+        let key = headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map(HeaderValue::as_bytes);
+        match key {
+            Some(key) if valid_key(key) => {
+                // RFC 6455 §4.2.2: Sec-WebSocket-Accept = base64(SHA-1(key + GUID)).
+                let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
+                Some(HeaderValue::from_str(&accept).expect("base64 is a valid header value"))
+            }
+            _ => {
+                return Err(Reject::new(
+                    StatusCode::BAD_REQUEST,
+                    "Sec-WebSocket-Key must be 16 base64-encoded bytes",
+                ))
+            }
+        }
+    };
+    Ok(Handshake {
+        accept,
+        protocol: choose_protocol(headers, protocols),
+    })
+}
+
+/// The server's most preferred subprotocol among those offered (comma lists and repeated
+/// headers); never one that was not offered.
+fn choose_protocol(headers: &HeaderMap, preference: &[HeaderValue]) -> Option<HeaderValue> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    preference
+        .iter()
+        .find(|p| offered.iter().any(|o| o.as_bytes() == p.as_bytes()))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> http::request::Builder {
+        Request::get("/")
+            .header("upgrade", "WebSocket")
+            .header("connection", "keep-alive, Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    }
+
+    fn status(r: Request<()>) -> StatusCode {
+        validate(&r, &[]).map_or_else(|e| e.status(), |_| StatusCode::SWITCHING_PROTOCOLS)
+    }
+
+    #[test]
+    fn rfc_6455_sample_key_gives_the_sample_accept() {
+        let hs = validate(&req().body(()).unwrap(), &[]).unwrap();
+        // RFC 6455 §1.3.
+        assert_eq!(hs.accept.unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            status(req().method("POST").body(()).unwrap()),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let no_key = Request::get("/")
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        assert_eq!(status(no_key), StatusCode::BAD_REQUEST);
+        for key in [
+            "AAAA",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "dGhlIHNhbXBsZSBub25jZQ!=",
+            "dGhlIHNhbXBsZSBub25jZSBub25jZQ==",
+        ] {
+            let r = Request::get("/")
+                .header("upgrade", "websocket")
+                .header("connection", "upgrade")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", key)
+                .body(())
+                .unwrap();
+            assert_eq!(status(r), StatusCode::BAD_REQUEST, "{key}");
+        }
+        let v8 = Request::get("/")
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .header("sec-websocket-version", "8")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        assert_eq!(status(v8), StatusCode::UPGRADE_REQUIRED);
+        let not_upgrade = Request::get("/").body(()).unwrap();
+        assert_eq!(status(not_upgrade), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn subprotocol_is_the_servers_preference_among_those_offered() {
+        let prefs = [
+            HeaderValue::from_static("chat.v2"),
+            HeaderValue::from_static("chat.v1"),
+        ];
+        let pick = |offers: &[&str]| {
+            let mut r = req();
+            for o in offers {
+                r = r.header("sec-websocket-protocol", *o);
+            }
+            validate(&r.body(()).unwrap(), &prefs).unwrap().protocol
+        };
+        assert_eq!(pick(&["chat.v1, chat.v2"]).unwrap(), "chat.v2");
+        assert_eq!(pick(&["chat.v1", "other"]).unwrap(), "chat.v1");
+        assert_eq!(pick(&["other", "x, y"]), None);
+        assert_eq!(pick(&[]), None);
+        assert_eq!(
+            pick(&["CHAT.V2"]),
+            None,
+            "subprotocol tokens are case-sensitive"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+use super::{driver, future::ResponseFuture, socket::Inbound, upgrade::WebSocketUpgrade};
+use crate::{body::PushBody, last_event_id, transport::Inner, BoxError, IntoPush};
+use futures_core::Stream;
+use http::{HeaderValue, Request, Response};
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Settings of the WebSocket transport, shared with [`Negotiate`](crate::negotiate::Negotiate).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) protocols: Arc<[HeaderValue]>,
+    pub(crate) max_message_size: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) inbound_buffer: usize,
+    pub(crate) last_event_id: last_event_id::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            protocols: Arc::new([]),
+            max_message_size: super::DEFAULT_MAX_MESSAGE_SIZE,
+            read_buffer_size: 8 * 1024,
+            pong_timeout: super::DEFAULT_PONG_TIMEOUT,
+            close_timeout: super::DEFAULT_CLOSE_TIMEOUT,
+            inbound_buffer: 16,
+            last_event_id: last_event_id::Config::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The codec's settings: a small read buffer (about 10 KiB per idle connection instead of
+    /// about 130 KiB with the 128 KiB default) and the message limit, which also bounds
+    /// fragmented messages.
+    pub(crate) fn codec(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
+    pub(crate) fn call<S, B>(
+        &self,
+        inner: &mut Inner<S>,
+        mut req: Request<B>,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>>,
+    {
+        if let Some(res) = inner.take_error() {
+            return ResponseFuture::ready(res);
+        }
+        let upgrade = match WebSocketUpgrade::new(&mut req, self) {
+            Ok(upgrade) => upgrade,
+            Err(reject) => return ResponseFuture::ready(reject.into_response()),
+        };
+        if let Err(reject) = self.last_event_id.apply(&mut req) {
+            return ResponseFuture::ready(reject.into_response());
+        }
+        let (tx, rx) = mpsc::channel(self.inbound_buffer);
+        req.extensions_mut().insert(Inbound::new(rx));
+        if let Some(protocol) = upgrade.protocol() {
+            req.extensions_mut()
+                .insert(super::Subprotocol(protocol.into()));
+        }
+        let (handshake, on_upgrade) = upgrade.into_parts();
+        ResponseFuture::new(
+            inner.service.call(req),
+            driver::Pending {
+                handshake,
+                on_upgrade,
+                inbound: tx,
+                config: self.clone(),
+            },
+        )
+    }
+}
+
+/// Layer that applies [`Ws`]. See the [module docs](crate::ws).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct WsLayer {
+    pub(crate) config: Config,
+}
+
+impl WsLayer {
+    /// No subprotocols, 64 KiB messages, a 10 s pong deadline, a 5 s close timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The subprotocols the server speaks, most preferred first. The handshake picks the first
+    /// of these that the client offered and never answers one it did not offer. Default: none.
+    /// A second call replaces the first.
+    ///
+    /// # Panics
+    ///
+    /// When a name is not a valid header value (a programming error).
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.config.protocols = protocols
+            .into_iter()
+            .map(|p| {
+                HeaderValue::from_str(p.as_ref())
+                    .expect("a subprotocol name is a valid header value")
+            })
+            .collect();
+        self
+    }
+
+    /// The largest message accepted, in bytes, whole or fragmented; a larger one closes the
+    /// connection with [`close_code::TOO_BIG`](super::close_code::TOO_BIG). Default 64 KiB
+    /// (axum and warp accept 64 MiB).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// The codec's read buffer. Default 8 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.read_buffer_size = bytes;
+        self
+    }
+
+    /// How long after a heartbeat Ping some frame must arrive before the peer is declared
+    /// dead and the connection dropped. Default 10 s. Pings are sent for the stream's
+    /// heartbeat items (see [`heartbeat`](crate::heartbeat)).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.config.pong_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's Close after sending ours. Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_timeout = timeout;
+        self
+    }
+
+    /// How many inbound messages wait for the application before reading pauses. Default 16.
+    pub fn inbound_buffer(mut self, messages: usize) -> Self {
+        self.config.inbound_buffer = messages.max(1);
+        self
+    }
+}
+
+impl<S> Layer<S> for WsLayer {
+    type Service = Ws<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Ws {
+            inner: Inner::new(inner),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service that upgrades the request to a WebSocket and sends the inner service's stream
+/// over it, one text frame per event, while inbound messages reach the inner service through
+/// the [`Inbound`] handle.
+///
+/// See the [module docs](crate::ws) for the frame format and an example.
+#[derive(Debug, Clone)]
+pub struct Ws<S> {
+    inner: Inner<S>,
+    config: Config,
+}
+
+impl<S> Ws<S> {
+    /// Wraps `inner` with the default settings.
+    pub fn new(inner: S) -> Self {
+        WsLayer::new().layer(inner)
+    }
+
+    /// A [`WsLayer`].
+    pub fn layer() -> WsLayer {
+        WsLayer::new()
+    }
+
+    /// Gets a reference to the underlying service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner.service
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner.service
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    pub fn into_inner(self) -> S {
+        self.inner.service
+    }
+}
+
+impl<S, B, St> Service<Request<B>> for Ws<S>
+where
+    S: Service<Request<B>, Response = St>,
+    S::Error: Into<BoxError>,
+    St: Stream + Send + 'static,
+    St::Item: IntoPush,
+{
+    type Response = Response<PushBody<St>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready::<Request<B>>(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.config.call(&mut self.inner, req)
+    }
+}

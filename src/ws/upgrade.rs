@@ -1,0 +1,141 @@
+//! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
+
+use super::{handshake, service::Config, socket::WebSocket, WsLayer};
+use crate::Reject;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::{fmt, future::Future};
+use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
+
+/// A validated WebSocket handshake, not yet answered; for handlers that drive the socket
+/// themselves (an echo server, a custom protocol). The stream-driven transport
+/// [`Ws`](super::Ws) is built on it.
+///
+/// ```
+/// use http::Request;
+/// use tower_push::ws::{Message, WebSocketUpgrade, WsLayer};
+///
+/// async fn echo(mut req: Request<()>) -> http::Response<String> {
+///     let upgrade = match WebSocketUpgrade::from_request(&mut req, &WsLayer::new()) {
+///         Ok(upgrade) => upgrade,
+///         Err(refusal) => return refusal.map(|b| String::from_utf8_lossy(&b).into_owned()),
+///     };
+///     upgrade.on_upgrade(|mut socket| async move {
+///         while let Some(Ok(message)) = socket.recv().await {
+///             if socket.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+/// }
+/// # let _ = echo;
+/// ```
+pub struct WebSocketUpgrade {
+    handshake: handshake::Handshake,
+    on_upgrade: OnUpgrade,
+    config: Config,
+}
+
+impl fmt::Debug for WebSocketUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("protocol", &self.protocol())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketUpgrade {
+    /// Validates the handshake of `req` (RFC 6455 over HTTP/1.1, RFC 8441 over HTTP/2) with the
+    /// settings of `layer`, and takes the connection's upgrade handle from it.
+    ///
+    /// # Errors
+    ///
+    /// The refusal to answer: `405` (with `Allow`) for a method other than GET (or HTTP/2
+    /// CONNECT), `400` for a request that is not a valid upgrade, `426` (with
+    /// `Sec-WebSocket-Version: 13`) for another version, `500` when the server connection
+    /// cannot be upgraded (serve with upgrades enabled).
+    pub fn from_request<B>(
+        req: &mut Request<B>,
+        layer: &WsLayer,
+    ) -> Result<Self, Response<bytes::Bytes>> {
+        Self::new(req, &layer.config).map_err(Reject::into_response)
+    }
+
+    pub(crate) fn new<B>(req: &mut Request<B>, config: &Config) -> Result<Self, Reject> {
+        let handshake = handshake::validate(req, &config.protocols)?;
+        let on_upgrade = req.extensions_mut().remove::<OnUpgrade>().ok_or_else(|| {
+            Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this connection cannot be upgraded (serve it with upgrades enabled)",
+            )
+        })?;
+        Ok(Self {
+            handshake,
+            on_upgrade,
+            config: config.clone(),
+        })
+    }
+
+    /// The subprotocol chosen: the server's most preferred one among those the client offered.
+    pub fn protocol(&self) -> Option<&str> {
+        self.handshake
+            .protocol
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+    }
+
+    /// Answers the handshake (`101 Switching Protocols`, or `200` over HTTP/2) and runs `f`
+    /// with the socket once the connection is upgraded, on a spawned task.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn on_upgrade<F, Fut, B>(self, f: F) -> Response<B>
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        B: Default,
+    {
+        let res = response(&self.handshake);
+        let protocol = self.protocol().map(str::to_owned);
+        let (on_upgrade, codec) = (self.on_upgrade, self.config.codec());
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(codec),
+                    )
+                    .await;
+                    f(WebSocket::new(ws, protocol)).await;
+                }
+                Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
+            }
+        });
+        res
+    }
+
+    pub(crate) fn into_parts(self) -> (handshake::Handshake, OnUpgrade) {
+        (self.handshake, self.on_upgrade)
+    }
+}
+
+/// The answer to an accepted handshake.
+pub(crate) fn response<B: Default>(handshake: &handshake::Handshake) -> Response<B> {
+    let mut res = Response::new(B::default());
+    // RFC 8441 §5: extended CONNECT is answered 200 (the default), with no accept key.
+    if let Some(accept) = &handshake.accept {
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = res.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept.clone());
+    }
+    if let Some(protocol) = &handshake.protocol {
+        res.headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+    }
+    res
+}
