@@ -9,6 +9,8 @@
 //! Run with `cargo bench --bench transports` (Linux only; needs /proc).
 #![allow(missing_docs)]
 
+mod support;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
@@ -133,26 +135,6 @@ fn server() {
 
 // ---- clients (parent process) ----
 
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz: u64 = String::from_utf8(
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    Duration::from_nanos(ticks * 1_000_000_000 / hz)
-}
-
 fn run(transport: &str) -> (Duration, usize, Duration) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env("TP_BENCH_SERVER", "1")
@@ -240,7 +222,7 @@ fn run(transport: &str) -> (Duration, usize, Duration) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let before_requests = requests.load(Ordering::Relaxed);
-        let before = cpu_of(child.id());
+        let before = support::cpu_of(child.id());
         let start = Instant::now();
         client.request(get("/publish".into(), false)).await.unwrap();
         tokio::time::timeout(Duration::from_secs(120), async {
@@ -250,7 +232,7 @@ fn run(transport: &str) -> (Duration, usize, Duration) {
         })
         .await
         .expect("every client received every event within 120 s");
-        let cpu = cpu_of(child.id()) - before;
+        let cpu = support::cpu_of(child.id()) - before;
         let requests = match transport {
             "sse" => CLIENTS,
             _ => requests.load(Ordering::Relaxed) - before_requests + CLIENTS,

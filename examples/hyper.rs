@@ -81,9 +81,12 @@ async fn serve(listener: tokio::net::TcpListener, hub: MemoryHub) {
         };
         let svc = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            // HTTP/1.1 and HTTP/2 (h2c) on one port.
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
+            // HTTP/1.1 and HTTP/2 (h2c) on one port; upgrades for WebSocket, and extended
+            // CONNECT (RFC 8441) for WebSocket over HTTP/2.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().enable_connect_protocol();
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;
         });
     }

@@ -1,6 +1,6 @@
 //! Push a [`Stream`](futures_core::Stream) of events to browsers and other clients from any
-//! tower-based HTTP service, over **Server-Sent Events** or **long polling**, with resume
-//! that loses nothing.
+//! tower-based HTTP service, over **Server-Sent Events**, **long polling** or **WebSocket**,
+//! with resume that loses nothing.
 //!
 //! The one idea: you write a tower `Service` that answers a request with a stream of
 //! [`Event`]s. Everything else is a `Layer` around it:
@@ -8,7 +8,8 @@
 //! ```text
 //! Request
 //!   -> LastEventIdLayer    Last-Event-ID header | ?lastEventId= -> LastEventId extension
-//!   -> transport           Sse | LongPoll | Negotiate (picks one per request)
+//!   -> OriginLayer         deny-by-default allow-list for browser origins
+//!   -> transport           Sse | LongPoll | Ws | Negotiate (picks one per request)
 //!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
 //!   -> your Service<Request<B>, Response = impl Stream<Item = Event>>
 //!                          e.g. hub::Subscribe: a topic of the in-memory Hub
@@ -49,6 +50,8 @@
 //! | `heartbeat` | yes | [`heartbeat`] and [`PushStreamExt::heartbeat`] |
 //! | `hub` | yes | [`hub`]: the in-memory hub with history and cursors |
 //! | `json` | yes | [`Event::json_data`] through serde |
+//! | `ws` | yes | [`ws`]: the WebSocket transport |
+//! | `origin` | yes | [`origin`]: the Origin allow-list layer |
 //!
 //! ```toml
 //! [dependencies]

@@ -54,7 +54,9 @@ impl Reject {
         &self.message
     }
 
-    pub(crate) fn into_response(self) -> Response<Bytes> {
+    /// The refusal as a `text/plain` response (map the body into your framework's type, for
+    /// example with `http_body_util::Full::new`).
+    pub fn into_response(self) -> Response<Bytes> {
         let message = match self.message {
             Cow::Borrowed(s) => Bytes::from_static(s.as_bytes()),
             Cow::Owned(s) => Bytes::from(s),

@@ -8,10 +8,20 @@ use super::{
 };
 use crate::{BoxError, IntoPush, Push};
 use futures_core::Stream;
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use futures_util::task::AtomicWaker;
+use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::{pin::pin, time::Duration};
+use std::{
+    future::poll_fn,
+    pin::{pin, Pin},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake, Waker},
+    time::Duration,
+};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::{
     tungstenite::{self, protocol::Role},
@@ -72,16 +82,18 @@ where
     St::Item: IntoPush,
 {
     let mut stream = pin!(stream);
+    let mut batch = Vec::new();
     let mut inbound = Some(inbound);
-    // Set when a Ping is sent and no frame has arrived since.
+    // Set when a Ping is sent and no frame has arrived since; the timer is only polled (and
+    // only reset) while it is set.
     let mut pong_deadline: Option<Instant> = None;
-    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
-    let deadline = tokio::time::sleep_until(far());
+    let deadline = tokio::time::sleep(Duration::ZERO);
+    let read_gate = ReadGate::new();
     let mut deadline = pin!(deadline);
 
     loop {
         tokio::select! {
-            frame = ws.next() => {
+            frame = poll_fn(|cx| read_gate.poll_read(ws, cx)) => {
                 // Any frame proves the peer alive.
                 pong_deadline = None;
                 match frame {
@@ -112,12 +124,10 @@ where
                     }
                 }
             }
-            out = stream.next().map(outbound) => {
-                // Feed every ready item, then flush once. Items become frames at once, so no
-                // item is held across an await.
-                let mut next = Some(out);
-                let mut fed = 0;
-                while let Some(out) = next.take() {
+            () = poll_fn(|cx| poll_batch(stream.as_mut(), &mut batch, cx)) => {
+                // Every ready item is fed, then one flush. Items became frames as they were
+                // taken, so no item is held across an await.
+                for out in batch.drain(..) {
                     let frame = match out {
                         Out::Frame(frame) => frame,
                         Out::Ping => {
@@ -136,12 +146,6 @@ where
                     if ws.feed(frame).await.is_err() {
                         return End::Gone;
                     }
-                    fed += 1;
-                    if fed < MAX_BATCH {
-                        // `None` (pending) leaves the loop; an ended stream is `Some(End)` and
-                        // is not polled again, as it need not be fused.
-                        next = stream.next().now_or_never().map(outbound);
-                    }
                 }
                 if ws.flush().await.is_err() {
                     return End::Gone;
@@ -152,9 +156,94 @@ where
                 return End::Gone;
             }
         }
-        if pong_deadline.is_none() {
-            deadline.as_mut().reset(far());
+    }
+}
+
+/// Polls the socket's read side only when the socket woke the task.
+///
+/// `select!` polls every branch whenever the task wakes, and the codec zero-fills its read
+/// buffer on every read attempt, so polling the socket for each outbound event would cost a
+/// memset of the buffer per event per connection. The read side gets its own waker, which
+/// raises a flag and wakes the task; without the flag the read branch stays pending.
+struct ReadGate {
+    shared: Arc<ReadWake>,
+    waker: Waker,
+}
+
+struct ReadWake {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        let shared = Arc::new(ReadWake {
+            // The first poll reads: there may be bytes already.
+            ready: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(shared.clone());
+        Self { shared, waker }
+    }
+
+    fn poll_read(
+        &self,
+        ws: &mut WsStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
+        // Register before checking the flag, so a wake in between is not lost.
+        self.shared.task.register(cx.waker());
+        if !self.shared.ready.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
         }
+        match ws.poll_next_unpin(&mut Context::from_waker(&self.waker)) {
+            Poll::Ready(frame) => {
+                // More frames may be buffered already: read again next time.
+                self.shared.ready.store(true, Ordering::Release);
+                Poll::Ready(frame)
+            }
+            // The socket wakes `self.waker` when it is readable.
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Takes every item that is ready (up to [`MAX_BATCH`]) with the task's own waker; ready
+/// once there is at least one. An ended stream is the batch's last item and is not polled
+/// again, as it need not be fused.
+fn poll_batch<St>(mut stream: Pin<&mut St>, batch: &mut Vec<Out>, cx: &mut Context<'_>) -> Poll<()>
+where
+    St: Stream,
+    St::Item: IntoPush,
+{
+    while batch.len() < MAX_BATCH {
+        match stream.as_mut().poll_next(cx) {
+            Poll::Ready(item) => {
+                let out = outbound(item);
+                let end = matches!(out, Out::End(..));
+                batch.push(out);
+                if end {
+                    break;
+                }
+            }
+            Poll::Pending => break,
+        }
+    }
+    if batch.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(())
     }
 }
 

@@ -59,10 +59,9 @@ pub(crate) fn validate<B>(
                 .header(header::ALLOW, HeaderValue::from_static("GET")),
         );
     }
-    if !h2
-        && !(has_token(headers, header::UPGRADE, "websocket")
-            && has_token(headers, header::CONNECTION, "upgrade"))
-    {
+    let h1_upgrade = has_token(headers, header::UPGRADE, "websocket")
+        && has_token(headers, header::CONNECTION, "upgrade");
+    if !h2 && !h1_upgrade {
         return Err(Reject::new(
             StatusCode::BAD_REQUEST,
             "not a WebSocket upgrade: expected `Upgrade: websocket` and `Connection: upgrade`",

@@ -19,7 +19,9 @@ use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 /// async fn echo(mut req: Request<()>) -> http::Response<String> {
 ///     let upgrade = match WebSocketUpgrade::from_request(&mut req, &WsLayer::new()) {
 ///         Ok(upgrade) => upgrade,
-///         Err(refusal) => return refusal.map(|b| String::from_utf8_lossy(&b).into_owned()),
+///         Err(refusal) => {
+///             return refusal.into_response().map(|b| String::from_utf8_lossy(&b).into_owned())
+///         }
 ///     };
 ///     upgrade.on_upgrade(|mut socket| async move {
 ///         while let Some(Ok(message)) = socket.recv().await {
@@ -51,15 +53,12 @@ impl WebSocketUpgrade {
     ///
     /// # Errors
     ///
-    /// The refusal to answer: `405` (with `Allow`) for a method other than GET (or HTTP/2
+    /// The refusal to answer (see [`Reject::into_response`]): `405` (with `Allow`) for a method other than GET (or HTTP/2
     /// CONNECT), `400` for a request that is not a valid upgrade, `426` (with
     /// `Sec-WebSocket-Version: 13`) for another version, `500` when the server connection
     /// cannot be upgraded (serve with upgrades enabled).
-    pub fn from_request<B>(
-        req: &mut Request<B>,
-        layer: &WsLayer,
-    ) -> Result<Self, Response<bytes::Bytes>> {
-        Self::new(req, &layer.config).map_err(Reject::into_response)
+    pub fn from_request<B>(req: &mut Request<B>, layer: &WsLayer) -> Result<Self, Reject> {
+        Self::new(req, &layer.config)
     }
 
     pub(crate) fn new<B>(req: &mut Request<B>, config: &Config) -> Result<Self, Reject> {
