@@ -14,7 +14,7 @@ use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 ///
 /// ```
 /// use http::Request;
-/// use tower_push::ws::{Message, WebSocketUpgrade, WsLayer};
+/// use tower_push::ws::{WebSocketUpgrade, WsLayer};
 ///
 /// async fn echo(mut req: Request<()>) -> http::Response<String> {
 ///     let upgrade = match WebSocketUpgrade::from_request(&mut req, &WsLayer::new()) {
