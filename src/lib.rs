@@ -9,6 +9,7 @@
 //! Request
 //!   -> LastEventIdLayer    Last-Event-ID header | ?lastEventId= -> LastEventId extension
 //!   -> OriginLayer         deny-by-default allow-list for browser origins
+//!   -> AuthTicketLayer     ?ticket= / Sec-WebSocket-Protocol / cookie -> Principal
 //!   -> transport           Sse | LongPoll | Ws | Negotiate (picks one per request)
 //!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
 //!   -> your Service<Request<B>, Response = impl Stream<Item = Event>>
@@ -52,6 +53,7 @@
 //! | `json` | yes | [`Event::json_data`] through serde |
 //! | `ws` | yes | [`ws`]: the WebSocket transport |
 //! | `origin` | yes | [`origin`]: the Origin allow-list layer |
+//! | `auth-ticket` | yes | [`auth_ticket`]: short-lived single-use tickets (HMAC-SHA256) |
 //!
 //! ```toml
 //! [dependencies]
@@ -101,6 +103,10 @@ pub mod ws;
 #[cfg(feature = "origin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "origin")))]
 pub mod origin;
+
+#[cfg(feature = "auth-ticket")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth-ticket")))]
+pub mod auth_ticket;
 
 pub use event::{BoxError, Event, EventError, IntoPush, Push};
 pub use rejection::Reject;
