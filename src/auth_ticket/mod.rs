@@ -66,11 +66,16 @@
 
 mod layer;
 mod mint;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 mod ticket;
 
 pub use layer::{AuthTicketLayer, Principal, RequireAuthTicket, ResponseFuture, PROTOCOL_PREFIX};
 pub use mint::MintTicket;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisTicketStore;
 pub use store::{MemoryTicketStore, RedeemFuture, TicketStore};
 pub use ticket::{
     Binding, Claims, Key, Ticket, TicketError, Tickets, DEFAULT_CLOCK_SKEW, DEFAULT_TTL,

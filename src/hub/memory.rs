@@ -1,3 +1,4 @@
+use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
 use crate::Event;
 use futures_core::Stream;
@@ -6,14 +7,11 @@ use std::{
     convert::Infallible,
     fmt,
     future::ready,
-    hash::{BuildHasher, Hasher},
     pin::Pin,
-    sync::{atomic::AtomicU64, atomic::Ordering, Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{ready, Context, Poll},
-    time::{SystemTime, UNIX_EPOCH},
 };
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio_util::sync::ReusableBoxFuture;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 /// The default number of events kept per topic for resume: 1024.
 const DEFAULT_HISTORY: usize = 1024;
@@ -95,18 +93,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn new_epoch() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.write_u128(now);
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
 /// Builder for [`MemoryHub`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -133,7 +119,7 @@ impl MemoryHubBuilder {
     pub fn build(self) -> MemoryHub {
         MemoryHub {
             shared: Arc::new(Shared {
-                epoch: format!("{:016x}", new_epoch()).into(),
+                epoch: super::new_epoch().into(),
                 history: self.history,
                 buffer: self.buffer,
                 topics: Mutex::new(HashMap::new()),
@@ -287,10 +273,8 @@ impl Hub for MemoryHub {
         let next = state.next;
         drop(state);
         MemorySubscription {
-            rx: Some(rx),
-            wait: ReusableBoxFuture::new(wait(None)),
+            rx: LiveReceiver::new(rx),
             next,
-            backlog: true,
             pending: Some(pending),
             topic,
         }
@@ -301,15 +285,9 @@ impl Hub for MemoryHub {
 #[must_use = "streams do nothing unless polled"]
 pub struct MemorySubscription {
     // Hot fields first, and small: fan-out to many subscribers is bound by memory traffic.
-    /// The receiver, while it is not parked in `wait`.
-    rx: Option<broadcast::Receiver<Entry>>,
-    /// Waits for the next entry when the buffer is empty, then hands the receiver back.
-    /// Reused, so waiting allocates nothing after the first time.
-    wait: ReusableBoxFuture<'static, Received>,
+    rx: LiveReceiver<Entry>,
     /// The offset of the next live event to deliver.
     next: u64,
-    /// Whether entries were found waiting: read them with `try_recv`.
-    backlog: bool,
     /// Position or reset event, replayed history, or a catch-up after lagging; boxed because
     /// it is empty (`None`) nearly always.
     #[allow(clippy::box_collection)] // 8 bytes instead of 32 on the hot struct
@@ -317,57 +295,7 @@ pub struct MemorySubscription {
     topic: Arc<Topic>,
 }
 
-type Received = Option<(Result<Entry, RecvError>, broadcast::Receiver<Entry>)>;
-
-async fn wait(rx: Option<broadcast::Receiver<Entry>>) -> Received {
-    let mut rx = rx?;
-    let result = rx.recv().await;
-    Some((result, rx))
-}
-
 impl MemorySubscription {
-    /// The next entry from the live buffer.
-    ///
-    /// A subscriber that keeps up parks its receiver in the reusable `wait` future between
-    /// events, as `BroadcastStream` does. When entries are found already waiting (a burst, or
-    /// a subscriber behind), it switches to `try_recv`, which needs no future at all, until
-    /// the buffer is empty again.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Entry, RecvError>> {
-        if let Some(rx) = &mut self.rx {
-            if self.backlog {
-                match rx.try_recv() {
-                    Ok(entry) => return Poll::Ready(Ok(entry)),
-                    Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
-                    Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                    Err(TryRecvError::Empty) => self.backlog = false,
-                }
-            }
-            let rx = self.rx.take();
-            self.wait.set(wait(rx));
-            if let Poll::Ready(received) = self.wait.poll(cx) {
-                // Ready on the first poll: entries are waiting.
-                self.backlog = true;
-                return Poll::Ready(self.restore(received));
-            }
-            return Poll::Pending;
-        }
-        let received = ready!(self.wait.poll(cx));
-        Poll::Ready(self.restore(received))
-    }
-
-    fn restore(&mut self, received: Received) -> Result<Entry, RecvError> {
-        match received {
-            // The finished future stays in place; it is replaced before it is polled again.
-            Some((result, rx)) => {
-                self.rx = Some(rx);
-                result
-            }
-            // The receiver is parked in `wait` whenever `rx` is empty, so this does not
-            // happen; ending the stream is the safe answer if it ever did.
-            None => Err(RecvError::Closed),
-        }
-    }
-
     /// After lagging behind the live buffer: take the missed events from history, or reset.
     fn catch_up(&mut self) {
         let state = lock(&self.topic.state);
@@ -405,7 +333,7 @@ impl Stream for MemorySubscription {
                     None => this.pending = None,
                 }
             }
-            match ready!(this.poll_recv(cx)) {
+            match ready!(this.rx.poll_recv(cx)) {
                 Err(RecvError::Closed) => return Poll::Ready(None),
                 Ok(entry) if entry.offset < this.next => {} // already delivered
                 Ok(entry) if entry.offset == this.next => {

@@ -51,9 +51,15 @@
 //! ```
 
 mod cursor;
+mod live;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod subscribe;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription};
 pub use cursor::Cursor;
 pub use memory::{MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats};
 pub use subscribe::Subscribe;
@@ -126,6 +132,22 @@ pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
         .event(RESET_EVENT)
         .and_then(|e| e.id(current.as_str()))
         .expect("cursors and the reset name hold no line breaks")
+}
+
+/// A new random epoch: 16 hex digits. Not a secret, only different for every hub instance or
+/// stream incarnation.
+pub(crate) fn new_epoch() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(now);
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
 }
 
 /// The position event: an id-only event.

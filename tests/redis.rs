@@ -1,0 +1,471 @@
+#![cfg(all(
+    feature = "redis",
+    feature = "sse",
+    feature = "negotiate",
+    feature = "auth-ticket",
+    feature = "heartbeat"
+))]
+//! The Redis backbone against a real Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`)
+//! for shared-server tests, each under a unique key prefix; restart tests start their own
+//! `redis-server` on a free port (never the shared one).
+
+mod support;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use serde_json::Value;
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+use support::{hub_suite, *};
+use tokio_stream::StreamExt as _;
+use tower::ServiceBuilder;
+use tower_push::{
+    auth_ticket::{AuthTicketLayer, Binding, Key, RedisTicketStore, Tickets},
+    hub::{Hub, RedisHub, Subscribe},
+    negotiate::NegotiateLayer,
+    sse::Sse,
+    Event, Push, PushStreamExt as _,
+};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "tower-push-test:{}:{nanos}:{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn hub_at(url: &str, prefix: &str) -> RedisHub {
+    RedisHub::builder(url, prefix)
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("Redis answers")
+}
+
+async fn hub() -> RedisHub {
+    hub_at(&redis_url(), &prefix()).await
+}
+
+#[tokio::test]
+async fn redis_starts_with_position_then_live() {
+    hub_suite::starts_with_position_then_live(hub().await).await;
+}
+
+#[tokio::test]
+async fn redis_resume_replays_exactly_the_missed_events() {
+    hub_suite::resume_replays_exactly_the_missed_events(hub().await).await;
+}
+
+#[tokio::test]
+async fn redis_foreign_cursor_resets() {
+    let other = hub().await;
+    let foreign = other
+        .publish("t", Event::new().data("elsewhere"))
+        .await
+        .unwrap();
+    hub_suite::foreign_cursor_resets(hub().await, foreign.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_publishers_and_joining_subscribers() {
+    hub_suite::concurrent_publishers_and_joining_subscribers(hub().await).await;
+}
+
+#[tokio::test]
+async fn history_trimmed_past_the_cursor_resets() {
+    let hub = RedisHub::builder(&redis_url(), &prefix())
+        .maxlen(10)
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let first = hub.publish("t", Event::new().data("first")).await.unwrap();
+    for i in 0..500 {
+        hub.publish("t", Event::new().data(i.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut sub = hub.subscribe("t", Some(first.as_str()));
+    let reset = hub_suite::next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some("reset"));
+    let data: Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
+    assert_eq!(data["reason"], "expired");
+}
+
+/// Two instances on one Redis: an SSE client on B receives what A publishes, and a client
+/// that read on A resumes on B with exactly the missed events.
+#[tokio::test]
+async fn two_instances_share_topics_and_cursors() {
+    let prefix = prefix();
+    let (a, b) = (
+        hub_at(&redis_url(), &prefix).await,
+        hub_at(&redis_url(), &prefix).await,
+    );
+    let server_a = serve(Sse::new(Subscribe::new(a.clone(), "room"))).await;
+    let server_b = serve(Sse::new(Subscribe::new(b.clone(), "room"))).await;
+    let client = h1();
+
+    let (_, mut on_b) = open_sse(&client, sse_request(server_b, "/", None)).await;
+    let (_, mut on_a) = open_sse(&client, sse_request(server_a, "/", None)).await;
+    // Both subscriptions have their position: give the readers a moment to register.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = a
+        .publish("room", Event::new().event("msg").unwrap().data("from A"))
+        .await
+        .unwrap();
+    let got = next_event(&mut on_b).await;
+    assert_eq!(
+        (got.id.as_str(), got.data.as_str()),
+        (id.as_str(), "from A")
+    );
+    assert_eq!(next_event(&mut on_a).await.id, id.as_str());
+    drop(on_a);
+
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        missed.push(
+            a.publish("room", Event::new().data(format!("m{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let (_, mut resumed) = open_sse(&client, sse_request(server_b, "/", Some(id.as_str()))).await;
+    for cursor in &missed {
+        assert_eq!(next_event(&mut resumed).await.id, cursor.as_str());
+    }
+    let live = b.publish("room", Event::new().data("live")).await.unwrap();
+    assert_eq!(
+        next_event(&mut resumed).await.id,
+        live.as_str(),
+        "then live, no duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_alternating_between_instances_loses_nothing() {
+    const TOTAL: usize = 300;
+    let prefix = prefix();
+    let (a, b) = (
+        hub_at(&redis_url(), &prefix).await,
+        hub_at(&redis_url(), &prefix).await,
+    );
+    let servers: [SocketAddr; 2] = [
+        serve(
+            ServiceBuilder::new()
+                .layer(NegotiateLayer::new())
+                .service(Subscribe::new(a.clone(), "room")),
+        )
+        .await,
+        serve(
+            ServiceBuilder::new()
+                .layer(NegotiateLayer::new())
+                .service(Subscribe::new(b.clone(), "room")),
+        )
+        .await,
+    ];
+    let client = h1();
+    let poll = |addr: SocketAddr, cursor: Option<String>| {
+        let client = client.clone();
+        async move {
+            let path = cursor.map_or("/".to_owned(), |c| format!("/?lastEventId={c}"));
+            let res = within(client.request(get(addr, &path).body(Empty::<Bytes>::new()).unwrap()))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            serde_json::from_slice::<Value>(&body_bytes(res).await).unwrap()
+        }
+    };
+    let mut cursor = poll(servers[0], None).await["cursor"]
+        .as_str()
+        .map(str::to_owned);
+    let publisher = tokio::spawn(async move {
+        for i in 0..TOTAL {
+            a.publish("room", Event::new().data(i.to_string()))
+                .await
+                .unwrap();
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut turn = 0;
+    within(async {
+        while seen.len() < TOTAL {
+            let batch = poll(servers[turn % 2], cursor.clone()).await;
+            turn += 1;
+            for e in batch["events"].as_array().unwrap() {
+                seen.push(e["data"].as_str().unwrap().to_owned());
+            }
+            cursor = batch["cursor"].as_str().map(str::to_owned);
+        }
+    })
+    .await;
+    within(publisher).await.unwrap();
+    assert_eq!(seen, (0..TOTAL).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(turn > 2, "several polls, on both instances ({turn})");
+}
+
+#[tokio::test]
+async fn a_ticket_is_redeemed_once_across_instances() {
+    let prefix = prefix();
+    let (a, b) = (
+        hub_at(&redis_url(), &prefix).await,
+        hub_at(&redis_url(), &prefix).await,
+    );
+    let tickets = Tickets::new(Key::new(1, b"shared between instances, 32 b!!"));
+    let server = |hub: RedisHub| {
+        let tickets = tickets.clone();
+        async move {
+            serve(
+                ServiceBuilder::new()
+                    .layer(AuthTicketLayer::new(tickets).store(RedisTicketStore::new(&hub)))
+                    .layer(NegotiateLayer::new())
+                    .service(Subscribe::new(hub, "room")),
+            )
+            .await
+        }
+    };
+    let (server_a, server_b) = (server(a).await, server(b).await);
+    let t = tickets.mint("alice", &Binding::new()).unwrap();
+    let status = |addr: SocketAddr| {
+        let path = format!("/?ticket={}", t.as_str());
+        async move {
+            let req = get(addr, &path).body(Empty::<Bytes>::new()).unwrap();
+            within(h1().request(req)).await.unwrap().status()
+        }
+    };
+    assert_eq!(
+        status(server_b).await,
+        StatusCode::OK,
+        "minted on A, redeemed on B"
+    );
+    assert_eq!(
+        status(server_a).await,
+        StatusCode::UNAUTHORIZED,
+        "a second redemption anywhere is refused"
+    );
+    assert_eq!(status(server_b).await, StatusCode::UNAUTHORIZED);
+}
+
+/// A private `redis-server` on a free port, restartable with the same data directory.
+struct OwnRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    persistent: bool,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(persistent: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("tower-push-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Self {
+            port,
+            dir,
+            persistent,
+            child: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let (aof, fsync) = if self.persistent {
+            ("yes", "always")
+        } else {
+            ("no", "no")
+        };
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                aof,
+                "--appendfsync",
+                fsync,
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SHUTDOWN flushes the AOF when persistence is on; then the process exits.
+            let _ = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "shutdown"])
+                .output();
+            if child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn publish_retrying(hub: &RedisHub, data: String) {
+    within(async {
+        loop {
+            if hub
+                .publish("room", Event::new().data(data.clone()))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// Redis restarts mid-stream: the reader reconnects and subscribers lose nothing Redis kept;
+/// heartbeats flow while it is down; a publish while it is down is an error to the caller.
+async fn restart(persistent: bool) -> Vec<Push> {
+    let mut redis = OwnRedis::start(persistent);
+    let hub = hub_at(&redis.url(), "restart").await;
+    let mut sub = Box::pin(
+        hub.subscribe("room", None)
+            .heartbeat(Duration::from_millis(100)),
+    );
+    let mut got = Vec::new();
+    let mut next = async |got: &mut Vec<Push>| {
+        let item = within(sub.next()).await.unwrap().unwrap();
+        got.push(item.clone());
+        item
+    };
+    next(&mut got).await; // position
+    for i in 0..3 {
+        publish_retrying(&hub, format!("before {i}")).await;
+    }
+    while got
+        .iter()
+        .filter(|p| matches!(p, Push::Event(e) if e.get_data().is_some()))
+        .count()
+        < 3
+    {
+        next(&mut got).await;
+    }
+
+    redis.stop();
+    assert!(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            hub.publish("room", Event::new().data("x"))
+        )
+        .await
+        .map_or(true, |r| r.is_err()),
+        "publishing to a stopped Redis is an error"
+    );
+    // Heartbeats keep flowing while Redis is down.
+    let beats_before = got.iter().filter(|p| **p == Push::Heartbeat).count();
+    while got.iter().filter(|p| **p == Push::Heartbeat).count() < beats_before + 2 {
+        next(&mut got).await;
+    }
+    redis.spawn();
+    for i in 0..3 {
+        publish_retrying(&hub, format!("after {i}")).await;
+    }
+    within(async {
+        while !got
+            .iter()
+            .any(|p| matches!(p, Push::Event(e) if e.get_data() == Some("after 2")))
+        {
+            next(&mut got).await;
+        }
+    })
+    .await;
+    got
+}
+
+fn datas(got: &[Push]) -> Vec<String> {
+    got.iter()
+        .filter_map(|p| match p {
+            Push::Event(e) if e.get_event() != Some("reset") => e.get_data().map(str::to_owned),
+            Push::Event(e) if e.get_event() == Some("reset") => Some("<reset>".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_persistence_loses_nothing() {
+    let got = restart(true).await;
+    assert_eq!(
+        datas(&got),
+        ["before 0", "before 1", "before 2", "after 0", "after 1", "after 2"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_without_persistence_resets_then_continues() {
+    let got = restart(false).await;
+    assert_eq!(
+        datas(&got),
+        ["before 0", "before 1", "before 2", "<reset>", "after 0", "after 1", "after 2"]
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_no_redis_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        RedisHub::connect(&format!("redis://127.0.0.1:{port}"), "x"),
+    )
+    .await;
+    assert!(matches!(result, Ok(Err(_))), "a clear error, not a hang");
+    let _ = Request::get("/").body(()).unwrap();
+}
