@@ -54,6 +54,7 @@
 //! | `ws` | yes | [`ws`]: the WebSocket transport |
 //! | `origin` | yes | [`origin`]: the Origin allow-list layer |
 //! | `auth-ticket` | yes | [`auth_ticket`]: short-lived single-use tickets (HMAC-SHA256) |
+//! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //!
 //! ```toml
 //! [dependencies]

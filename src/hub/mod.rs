@@ -6,9 +6,10 @@
 //! [`Hub::publish`] gives each event its id: a [`Cursor`], which clients send back
 //! (`Last-Event-ID`, `?lastEventId=`) to resume on any transport.
 //!
-//! [`MemoryHub`] is the embedded default. The trait is what transports and
-//! [`Subscribe`] depend on, so another backend (Redis, for several processes) plugs in
-//! without changes to them.
+//! [`MemoryHub`] is the embedded default; `RedisHub` (feature `redis`) is the backbone for
+//! several processes. The trait is what transports and [`Subscribe`] depend on, so the
+//! backends plug in without changes to them, and one behavioural test suite runs against
+//! both.
 //!
 //! # The subscription stream
 //!
