@@ -36,8 +36,12 @@ fn main() {
 
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let prefix = format!("tower-push-bench:{}", std::process::id());
-        let a = RedisHub::connect(&url, &prefix).await.expect("Redis answers");
-        let b = RedisHub::connect(&url, &prefix).await.expect("Redis answers");
+        let a = RedisHub::connect(&url, &prefix)
+            .await
+            .expect("Redis answers");
+        let b = RedisHub::connect(&url, &prefix)
+            .await
+            .expect("Redis answers");
         let r = run(a.clone(), vec![a, b]).await;
         report("redis (2 hubs)", &r);
         println!(
@@ -78,7 +82,10 @@ async fn run<P: Hub, H: Hub>(publisher: P, hubs: Vec<H>) -> (Duration, Duration)
     for _ in 0..EVENTS {
         tick.tick().await;
         let now = base.elapsed().as_nanos() as u64;
-        publisher.publish("bench", Event::new().data(now.to_string())).await.expect("published");
+        publisher
+            .publish("bench", Event::new().data(now.to_string()))
+            .await
+            .expect("published");
     }
     tokio::time::timeout(Duration::from_secs(60), async {
         for task in tasks {
