@@ -145,6 +145,7 @@ impl From<redis::RedisError> for RedisHubError {
 /// let hub = RedisHub::connect(&url, "chat").await?;
 /// hub.publish("room", tower_push::Event::new().data("hi")).await?;
 /// # Ok(()) }
+/// # let _ = demo;
 /// ```
 #[derive(Clone)]
 pub struct RedisHub {
