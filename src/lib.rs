@@ -54,6 +54,7 @@
 //! | `ws` | yes | [`ws`]: the WebSocket transport |
 //! | `origin` | yes | [`origin`]: the Origin allow-list layer |
 //! | `auth-ticket` | yes | [`auth_ticket`]: short-lived single-use tickets (HMAC-SHA256) |
+//! | `client` | yes | [`client`]: the browser client script and the service serving it |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //!
 //! ```toml
@@ -108,6 +109,10 @@ pub mod origin;
 #[cfg(feature = "auth-ticket")]
 #[cfg_attr(docsrs, doc(cfg(feature = "auth-ticket")))]
 pub mod auth_ticket;
+
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 
 pub use event::{BoxError, Event, EventError, IntoPush, Push};
 pub use rejection::Reject;

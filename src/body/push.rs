@@ -11,6 +11,16 @@ use std::{
     task::{ready, Context, Poll},
 };
 
+/// A cursor-only event as a visible `position` event, for clients that must read the cursor
+/// (an `EventSource` cannot see the id of a block without data).
+fn position_block(id: &str) -> Bytes {
+    let mut block = Vec::with_capacity(id.len() + 32);
+    block.extend_from_slice(b"id: ");
+    block.extend_from_slice(id.as_bytes());
+    block.extend_from_slice(b"\nevent: position\ndata: \n\n");
+    Bytes::from(block)
+}
+
 /// What an SSE heartbeat writes: an empty comment line and a blank line.
 const SSE_HEARTBEAT: &[u8] = b":\n\n";
 
@@ -34,6 +44,7 @@ pin_project! {
             #[pin]
             stream: St,
             head: Option<Bytes>,
+            named_positions: bool,
             done: bool,
         },
         Chunks {
@@ -44,11 +55,12 @@ pin_project! {
 
 impl<St> PushBody<St> {
     #[cfg(feature = "sse")]
-    pub(crate) fn sse(stream: St, head: Option<Bytes>) -> Self {
+    pub(crate) fn sse(stream: St, head: Option<Bytes>, named_positions: bool) -> Self {
         Self {
             kind: Kind::Stream {
                 stream,
                 head,
+                named_positions,
                 done: false,
             },
         }
@@ -104,7 +116,12 @@ where
             KindProj::Chunks { chunks } => {
                 Poll::Ready(chunks.pop_front().map(|c| Ok(Frame::data(c))))
             }
-            KindProj::Stream { stream, head, done } => {
+            KindProj::Stream {
+                stream,
+                head,
+                named_positions,
+                done,
+            } => {
                 if let Some(head) = head.take() {
                     return Poll::Ready(Some(Ok(Frame::data(head))));
                 }
@@ -114,6 +131,9 @@ where
                 // One frame per ready event: hyper polls again at once and writes the frames
                 // back to back (vectored), flushing only when the stream is pending.
                 let frame = match ready!(stream.poll_next(cx)).map(IntoPush::into_push) {
+                    Some(Ok(Push::Event(event))) if *named_positions && event.is_cursor_only() => {
+                        position_block(event.get_id().unwrap_or_default())
+                    }
                     Some(Ok(Push::Event(event))) => event.to_sse(),
                     Some(Ok(Push::Heartbeat)) => Bytes::from_static(SSE_HEARTBEAT),
                     Some(Err(error)) => {

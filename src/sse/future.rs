@@ -22,15 +22,19 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Inner { #[pin] future: F, head: Option<Bytes> },
+        Inner { #[pin] future: F, head: Option<Bytes>, named_positions: bool },
         Ready { response: Option<Response<Bytes>> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, head: Option<Bytes>) -> Self {
+    pub(crate) fn new(future: F, head: Option<Bytes>, named_positions: bool) -> Self {
         Self {
-            kind: Kind::Inner { future, head },
+            kind: Kind::Inner {
+                future,
+                head,
+                named_positions,
+            },
         }
     }
 
@@ -60,8 +64,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = match self.project().kind.project() {
-            KindProj::Inner { future, head } => match ready!(future.poll(cx)) {
-                Ok(stream) => super::service::response(stream, head.take()),
+            KindProj::Inner {
+                future,
+                head,
+                named_positions,
+            } => match ready!(future.poll(cx)) {
+                Ok(stream) => super::service::response(stream, head.take(), *named_positions),
                 Err(error) => rejection::from_inner_error(error.into()).map(PushBody::full),
             },
             KindProj::Ready { response } => response

@@ -16,6 +16,8 @@ use tower_service::Service;
 pub(crate) struct Config {
     /// The encoded `retry:` block sent first, if any.
     head: Option<Bytes>,
+    /// Render cursor-only events as `event: position`.
+    named_positions: bool,
     pub(crate) last_event_id: last_event_id::Config,
 }
 
@@ -34,13 +36,21 @@ impl Config {
         if let Err(reject) = self.last_event_id.apply(&mut req) {
             return ResponseFuture::ready(reject.into_response());
         }
-        ResponseFuture::new(inner.service.call(req), self.head.clone())
+        ResponseFuture::new(
+            inner.service.call(req),
+            self.head.clone(),
+            self.named_positions,
+        )
     }
 }
 
 /// Builds the `200 text/event-stream` response around a stream.
-pub(crate) fn response<St>(stream: St, head: Option<Bytes>) -> Response<PushBody<St>> {
-    let mut res = Response::new(PushBody::sse(stream, head));
+pub(crate) fn response<St>(
+    stream: St,
+    head: Option<Bytes>,
+    named_positions: bool,
+) -> Response<PushBody<St>> {
+    let mut res = Response::new(PushBody::sse(stream, head, named_positions));
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -69,6 +79,18 @@ impl SseLayer {
     pub fn retry(mut self, retry: Duration) -> Self {
         let event = crate::Event::new().retry(retry);
         self.config.head = Some(event.to_sse());
+        self
+    }
+
+    /// Writes cursor-only events (the hub's position event) as a named event,
+    /// `id: <cursor>` + `event: position` + `data:` (empty), instead of an id-only block.
+    ///
+    /// A browser's `EventSource` stores the id of an id-only block for its own reconnects but
+    /// never shows it to JavaScript. A client that reconnects itself (as it must with
+    /// single-use tickets) needs the cursor before the first real event; with this on, it
+    /// reads it from `position` events. Listeners for other names ignore them. Default off.
+    pub fn named_positions(mut self, enabled: bool) -> Self {
+        self.config.named_positions = enabled;
         self
     }
 }
