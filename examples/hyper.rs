@@ -1,18 +1,17 @@
-//! A plain hyper server that pushes a ticking stream over SSE or long-poll, beside an ordinary
-//! route.
+//! tower-push on plain hyper: one push endpoint (WebSocket, SSE or long-poll per request,
+//! heartbeat, Last-Event-ID, auth tickets, Origin policy) beside an ordinary route, with
+//! tower-http's trace and CORS layers, served over HTTP/1.1 and h2c.
 //!
-//! Run with `cargo run --example hyper`, then:
+//! Run with `cargo run --example hyper`, then (`PORT` changes the port from 3000):
 //!
 //! ```text
-//! curl -N -H 'accept: text/event-stream' http://127.0.0.1:3000/events   # SSE
-//! curl http://127.0.0.1:3000/events                                       # long-poll: cursor
-//! curl 'http://127.0.0.1:3000/events?lastEventId=<cursor>'                # long-poll: events
+//! T=$(curl -s -X POST localhost:3000/ticket | jq -r .ticket)
+//! curl -N -H 'accept: text/event-stream' "localhost:3000/events?ticket=$T"   # SSE
+//! curl "localhost:3000/events?ticket=$T2&lastEventId=<cursor>"              # long-poll
 //! ```
-//!
-//! `PORT` changes the port.
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{header, HeaderName, Method, Request, Response};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::{
@@ -22,59 +21,99 @@ use hyper_util::{
 };
 use std::{convert::Infallible, time::Duration};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_http::{cors::CorsLayer, trace::TraceLayer};
 use tower_push::{
+    auth_ticket::{AuthTicketLayer, Key, MintTicket, Principal, Tickets},
     heartbeat::HeartbeatLayer,
     hub::{MemoryHub, Subscribe},
+    last_event_id::LastEventIdLayer,
     negotiate::NegotiateLayer,
+    origin::OriginLayer,
     sse::SseLayer,
-    Event,
+    BoxError, Event,
 };
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+type Body = UnsyncBoxBody<Bytes, BoxError>;
 
-/// The app: `GET /` says hello, `/events` pushes the hub's `ticks` topic.
+/// The app: `GET /hello`, `POST /ticket` (stands in for your authenticated API), and the push
+/// endpoint `/events` on the hub's `ticks` topic.
 fn app(
     hub: MemoryHub,
+    tickets: Tickets,
+    origins: &[String],
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
        + Clone
        + Send
        + 'static {
     let events = ServiceBuilder::new()
+        .layer(OriginLayer::new(origins))
+        .layer(AuthTicketLayer::new(tickets.clone()))
+        // Inside the ticket layer: traces never see a ticket.
+        .layer(TraceLayer::new_for_http())
+        .layer(LastEventIdLayer::new())
         .layer(NegotiateLayer::new().sse(SseLayer::new().retry(Duration::from_secs(2))))
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(Subscribe::new(hub, "ticks"));
-    service_fn(move |req: Request<Incoming>| {
-        let events = events.clone();
+    let mint = MintTicket::new(tickets).bind_path("/events");
+    let routes = service_fn(move |mut req: Request<Incoming>| {
+        let (events, mint) = (events.clone(), mint.clone());
         async move {
-            if req.uri().path() == "/events" {
-                let res = events.oneshot(req).await?;
-                Ok(res.map(|b| b.boxed_unsync()))
-            } else {
-                Ok(Response::new(
-                    Full::from("hello from hyper\n").boxed_unsync(),
-                ))
-            }
+            let res = match req.uri().path() {
+                "/events" => events
+                    .oneshot(req)
+                    .await?
+                    .map(|b| b.map_err(BoxError::from).boxed_unsync()),
+                "/ticket" if req.method() == Method::POST => {
+                    req.extensions_mut().insert(Principal::new("demo-user"));
+                    mint.oneshot(req)
+                        .await?
+                        .map(|b| b.map_err(BoxError::from).boxed_unsync())
+                }
+                _ => Response::new(
+                    Full::from("hello from hyper\n")
+                        .map_err(BoxError::from)
+                        .boxed_unsync(),
+                ),
+            };
+            Ok::<_, Infallible>(res)
         }
-    })
+    });
+    // CORS for cross-origin EventSource and fetch: `Last-Event-ID` must be an allowed header.
+    ServiceBuilder::new()
+        .layer(
+            CorsLayer::new()
+                .allow_origin(
+                    origins
+                        .iter()
+                        .filter_map(|o| o.parse().ok())
+                        .collect::<Vec<_>>(),
+                )
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static("last-event-id"),
+                ]),
+        )
+        .service(routes)
 }
 
-/// Publishes `tick N` every `every`.
 fn spawn_ticker(hub: MemoryHub, every: Duration) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         for n in 0u64.. {
             interval.tick().await;
-            let event = Event::new()
+            let tick = Event::new()
                 .event("tick")
                 .expect("a valid name")
                 .data(format!("tick {n}"));
-            hub.publish_now("ticks", event);
+            hub.publish_now("ticks", tick);
         }
     });
 }
 
-async fn serve(listener: tokio::net::TcpListener, hub: MemoryHub) {
-    let app = app(hub);
+async fn serve(listener: tokio::net::TcpListener, hub: MemoryHub, tickets: Tickets) {
+    let origins = [format!("http://{}", listener.local_addr().expect("bound"))];
+    let app = app(hub, tickets, &origins);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -101,78 +140,148 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind");
-    println!("listening on http://{}", listener.local_addr().unwrap());
+    println!(
+        "listening on http://{}",
+        listener.local_addr().expect("bound")
+    );
     let hub = MemoryHub::new();
     spawn_ticker(hub.clone(), Duration::from_secs(1));
-    serve(listener, hub).await;
+    serve(listener, hub, Tickets::new(Key::generate(1))).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt as _;
+    use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
 
+    async fn within<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("in time")
+    }
+
     #[tokio::test]
-    async fn serves_hello_sse_and_long_poll() {
+    async fn serves_every_transport_beside_an_ordinary_route() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hub = MemoryHub::new();
         spawn_ticker(hub.clone(), Duration::from_millis(20));
-        tokio::spawn(serve(listener, hub));
-        let client =
-            Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
-        let get = |path: &str, accept: &str| {
-            Request::get(format!("http://{addr}{path}"))
-                .header("accept", accept)
-                .body(http_body_util::Empty::new())
-                .unwrap()
+        tokio::spawn(serve(listener, hub, Tickets::new(Key::generate(1))));
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let call = |method: Method, path: &str, headers: &[(&str, &str)]| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}{path}"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            client.request(req.body(Empty::new()).unwrap())
         };
-        async fn within<F: std::future::Future>(
-            f: F,
-        ) -> Result<F::Output, tokio::time::error::Elapsed> {
-            tokio::time::timeout(Duration::from_secs(10), f).await
-        }
-
-        let res = within(client.request(get("/", "*/*")))
-            .await
-            .unwrap()
+        let body =
+            |res: Response<Incoming>| async { res.into_body().collect().await.unwrap().to_bytes() };
+        let ticket = || async {
+            let json: serde_json::Value = serde_json::from_slice(
+                &body(call(Method::POST, "/ticket", &[]).await.unwrap()).await,
+            )
             .unwrap();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello from hyper\n");
+            json["ticket"].as_str().unwrap().to_owned()
+        };
 
-        // SSE: read until a tick event arrives.
-        let res = within(client.request(get("/events", "text/event-stream")))
-            .await
+        assert_eq!(
+            &body(within(call(Method::GET, "/hello", &[])).await.unwrap()).await[..],
+            b"hello from hyper\n"
+        );
+        let origin = format!("http://{addr}");
+        let res = within(call(
+            Method::OPTIONS,
+            "/events",
+            &[
+                ("origin", &origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "last-event-id"),
+            ],
+        ))
+        .await
+        .unwrap();
+        assert!(res.headers()["access-control-allow-headers"]
+            .to_str()
             .unwrap()
-            .unwrap();
+            .contains("last-event-id"));
+        assert_eq!(
+            within(call(Method::GET, "/events", &[]))
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let foreign = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("origin", "http://evil.example")],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(foreign.status(), 403);
+
+        // SSE: retry first, then a tick.
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("accept", "text/event-stream")],
+        ))
+        .await
+        .unwrap();
         assert_eq!(res.headers()["content-type"], "text/event-stream");
-        let mut body = res.into_body();
+        let mut stream = res.into_body();
         let mut seen = Vec::new();
         while !String::from_utf8_lossy(&seen).contains("event: tick\ndata: tick") {
-            let frame = within(body.frame()).await.unwrap().unwrap().unwrap();
-            seen.extend_from_slice(&frame.into_data().unwrap());
+            seen.extend_from_slice(
+                &within(stream.frame())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .into_data()
+                    .unwrap(),
+            );
         }
         assert!(seen.starts_with(b"retry: 2000\n\n"));
-
         // Long-poll: the first poll gives a cursor, the next one a tick.
-        let res = within(client.request(get("/events", "*/*")))
-            .await
-            .unwrap()
-            .unwrap();
-        let first: serde_json::Value =
-            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-        let cursor = first["cursor"].as_str().unwrap();
-        let path = format!("/events?lastEventId={cursor}");
-        let res = within(client.request(get(&path, "*/*")))
-            .await
-            .unwrap()
-            .unwrap();
-        let next: serde_json::Value =
-            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let first: serde_json::Value = serde_json::from_slice(
+            &body(
+                within(call(
+                    Method::GET,
+                    &format!("/events?ticket={}", ticket().await),
+                    &[],
+                ))
+                .await
+                .unwrap(),
+            )
+            .await,
+        )
+        .unwrap();
+        let cursor = first["cursor"].as_str().unwrap().to_owned();
+        let path = format!("/events?ticket={}&lastEventId={cursor}", ticket().await);
+        let next: serde_json::Value = serde_json::from_slice(
+            &body(within(call(Method::GET, &path, &[])).await.unwrap()).await,
+        )
+        .unwrap();
         assert_eq!(next["events"][0]["event"], "tick");
-        assert!(next["events"][0]["data"]
-            .as_str()
+        // WebSocket.
+        let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
+            "ws://{addr}/events?ticket={}",
+            ticket().await
+        )))
+        .await
+        .unwrap();
+        while !within(ws.next())
+            .await
             .unwrap()
-            .starts_with("tick "));
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains("\"event\":\"tick\"")
+        {}
     }
 }

@@ -1,0 +1,238 @@
+//! tower-push in axum: one push endpoint (WebSocket, SSE or long-poll per request, heartbeat,
+//! Last-Event-ID, auth tickets, Origin policy) beside ordinary routes, with tower-http's
+//! trace and CORS layers.
+//!
+//! Run with `cargo run --example axum`, then (`PORT` changes the port from 3000):
+//!
+//! ```text
+//! T=$(curl -s -X POST localhost:3000/ticket | jq -r .ticket)
+//! curl -N -H 'accept: text/event-stream' "localhost:3000/events?ticket=$T"
+//! ```
+
+use axum::{routing::get, Router};
+use http::{header, HeaderName, Method};
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::{cors::CorsLayer, trace::TraceLayer};
+use tower_push::{
+    auth_ticket::{AuthTicketLayer, Key, MintTicket, Principal, Tickets},
+    heartbeat::HeartbeatLayer,
+    hub::{MemoryHub, Subscribe},
+    last_event_id::LastEventIdLayer,
+    negotiate::NegotiateLayer,
+    origin::OriginLayer,
+    sse::SseLayer,
+    Event,
+};
+
+fn app(hub: MemoryHub, tickets: Tickets, origins: &[String]) -> Router {
+    // The push endpoint: outermost first.
+    let events = ServiceBuilder::new()
+        .layer(OriginLayer::new(origins))
+        .layer(AuthTicketLayer::new(tickets.clone()))
+        // Inside the ticket layer: traces never see a ticket.
+        .layer(TraceLayer::new_for_http())
+        .layer(LastEventIdLayer::new())
+        .layer(NegotiateLayer::new().sse(SseLayer::new().retry(Duration::from_secs(2))))
+        .layer(HeartbeatLayer::new(Duration::from_secs(15)))
+        .service(Subscribe::new(hub, "ticks"));
+    // Stands in for your own authenticated API: it mints a ticket for the caller.
+    let mint = ServiceBuilder::new()
+        .map_request(|mut req: http::Request<axum::body::Body>| {
+            req.extensions_mut().insert(Principal::new("demo-user"));
+            req
+        })
+        .service(MintTicket::new(tickets).bind_path("/events"));
+    // CORS for cross-origin EventSource and fetch: `Last-Event-ID` must be an allowed header.
+    let cors = CorsLayer::new()
+        .allow_origin(
+            origins
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect::<Vec<_>>(),
+        )
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ]);
+    Router::new()
+        .route("/hello", get(|| async { "hello from axum\n" }))
+        .route_service("/ticket", mint)
+        .route_service("/events", events)
+        .layer(cors)
+}
+
+fn spawn_ticker(hub: MemoryHub, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        for n in 0u64.. {
+            interval.tick().await;
+            let tick = Event::new()
+                .event("tick")
+                .expect("a valid name")
+                .data(format!("tick {n}"));
+            hub.publish_now("ticks", tick);
+        }
+    });
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let hub = MemoryHub::new();
+    spawn_ticker(hub.clone(), Duration::from_secs(1));
+    let origins = [format!("http://{addr}")];
+    println!("listening on http://{addr}");
+    axum::serve(listener, app(hub, Tickets::new(Key::generate(1)), &origins))
+        .await
+        .expect("serve");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    #[tokio::test]
+    async fn serves_every_transport_beside_an_ordinary_route() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = MemoryHub::new();
+        spawn_ticker(hub.clone(), Duration::from_millis(20));
+        let origins = [format!("http://{addr}")];
+        tokio::spawn(async move {
+            axum::serve(listener, app(hub, Tickets::new(Key::generate(1)), &origins)).await
+        });
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+        async fn within<F: std::future::Future>(
+            f: F,
+        ) -> Result<F::Output, tokio::time::error::Elapsed> {
+            tokio::time::timeout(Duration::from_secs(10), f).await
+        }
+        let call = |method: Method, path: &str, headers: &[(&str, &str)]| {
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}{path}"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            client.request(req.body(Empty::new()).unwrap())
+        };
+        let body = |res: http::Response<hyper::body::Incoming>| async {
+            res.into_body().collect().await.unwrap().to_bytes()
+        };
+        let ticket = || async {
+            let res = call(Method::POST, "/ticket", &[]).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+            json["ticket"].as_str().unwrap().to_owned()
+        };
+
+        let res = within(call(Method::GET, "/hello", &[]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&body(res).await[..], b"hello from axum\n");
+        // CORS preflight for a cross-origin EventSource reconnect.
+        let origin = format!("http://{addr}");
+        let res = within(call(
+            Method::OPTIONS,
+            "/events",
+            &[
+                ("origin", &origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "last-event-id"),
+            ],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("last-event-id"));
+        // No ticket: 401. Foreign origin: 403.
+        let res = within(call(Method::GET, "/events", &[]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("origin", "http://evil.example")],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(res.status(), 403);
+
+        // SSE.
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("accept", "text/event-stream")],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let mut stream = res.into_body();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("event: tick") {
+            seen.extend_from_slice(
+                &within(stream.frame())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap()
+                    .into_data()
+                    .unwrap(),
+            );
+        }
+        // Long-poll: the cursor, then a tick.
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        let first: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+        let cursor = first["cursor"].as_str().unwrap().to_owned();
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}&lastEventId={cursor}", ticket().await),
+            &[],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        let next: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+        assert_eq!(next["events"][0]["event"], "tick");
+        // WebSocket.
+        let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
+            "ws://{addr}/events?ticket={}",
+            ticket().await
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+        loop {
+            let frame = within(ws.next()).await.unwrap().unwrap().unwrap();
+            if frame.to_text().unwrap().contains("\"event\":\"tick\"") {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! tower-push with warp: warp's own routes and one push endpoint (WebSocket, SSE or long-poll
+//! per request, heartbeat, Last-Event-ID, auth tickets, Origin policy) in one tower stack, as
+//! tower-http's warp example builds it: `warp::service(filter)` -> `ServiceBuilder` layers ->
+//! `TowerToHyperService`.
+//!
+//! Run with `cargo run --example warp`, then (`PORT` changes the port from 3000):
+//!
+//! ```text
+//! T=$(curl -s -X POST localhost:3000/ticket | jq -r .ticket)
+//! curl -N -H 'accept: text/event-stream' "localhost:3000/events?ticket=$T"   # SSE
+//! curl "localhost:3000/events?ticket=$T2&lastEventId=<cursor>"              # long-poll
+//! ```
+
+use bytes::Bytes;
+use http::{header, HeaderName, Method, Request, Response};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use std::{convert::Infallible, time::Duration};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_http::{cors::CorsLayer, trace::TraceLayer};
+use tower_push::{
+    auth_ticket::{AuthTicketLayer, Key, MintTicket, Principal, Tickets},
+    heartbeat::HeartbeatLayer,
+    hub::{MemoryHub, Subscribe},
+    last_event_id::LastEventIdLayer,
+    negotiate::NegotiateLayer,
+    origin::OriginLayer,
+    sse::SseLayer,
+    BoxError, Event,
+};
+
+type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The app: warp serves `GET /hello`; `POST /ticket` (stands in for your authenticated API)
+/// and the push endpoint `/events` on the hub's `ticks` topic sit beside it.
+fn app(
+    hub: MemoryHub,
+    tickets: Tickets,
+    origins: &[String],
+) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    let events = ServiceBuilder::new()
+        .layer(OriginLayer::new(origins))
+        .layer(AuthTicketLayer::new(tickets.clone()))
+        // Inside the ticket layer: traces never see a ticket.
+        .layer(TraceLayer::new_for_http())
+        .layer(LastEventIdLayer::new())
+        .layer(NegotiateLayer::new().sse(SseLayer::new().retry(Duration::from_secs(2))))
+        .layer(HeartbeatLayer::new(Duration::from_secs(15)))
+        .service(Subscribe::new(hub, "ticks"));
+    let mint = MintTicket::new(tickets).bind_path("/events");
+    use warp::Filter as _;
+    let hello = warp::path("hello")
+        .and(warp::get())
+        .map(|| String::from("hello from warp\n"));
+    let warp_routes = warp::service(hello);
+    let routes = service_fn(move |mut req: Request<Incoming>| {
+        let (events, mint, warp_routes) = (events.clone(), mint.clone(), warp_routes);
+        async move {
+            let res = match req.uri().path() {
+                "/events" => events
+                    .oneshot(req)
+                    .await?
+                    .map(|b| b.map_err(BoxError::from).boxed_unsync()),
+                "/ticket" if req.method() == Method::POST => {
+                    req.extensions_mut().insert(Principal::new("demo-user"));
+                    mint.oneshot(req)
+                        .await?
+                        .map(|b| b.map_err(BoxError::from).boxed_unsync())
+                }
+                _ => warp_routes
+                    .oneshot(req)
+                    .await?
+                    .map(|b| b.map_err(BoxError::from).boxed_unsync()),
+            };
+            Ok::<_, Infallible>(res)
+        }
+    });
+    // CORS for cross-origin EventSource and fetch: `Last-Event-ID` must be an allowed header.
+    ServiceBuilder::new()
+        .layer(
+            CorsLayer::new()
+                .allow_origin(
+                    origins
+                        .iter()
+                        .filter_map(|o| o.parse().ok())
+                        .collect::<Vec<_>>(),
+                )
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static("last-event-id"),
+                ]),
+        )
+        .service(routes)
+}
+
+fn spawn_ticker(hub: MemoryHub, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        for n in 0u64.. {
+            interval.tick().await;
+            let tick = Event::new()
+                .event("tick")
+                .expect("a valid name")
+                .data(format!("tick {n}"));
+            hub.publish_now("ticks", tick);
+        }
+    });
+}
+
+async fn serve(listener: tokio::net::TcpListener, hub: MemoryHub, tickets: Tickets) {
+    let origins = [format!("http://{}", listener.local_addr().expect("bound"))];
+    let app = app(hub, tickets, &origins);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            // HTTP/1.1 and HTTP/2 (h2c) on one port; upgrades for WebSocket, and extended
+            // CONNECT (RFC 8441) for WebSocket over HTTP/2.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().enable_connect_protocol();
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    println!(
+        "listening on http://{}",
+        listener.local_addr().expect("bound")
+    );
+    let hub = MemoryHub::new();
+    spawn_ticker(hub.clone(), Duration::from_secs(1));
+    serve(listener, hub, Tickets::new(Key::generate(1))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+
+    async fn within<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("in time")
+    }
+
+    #[tokio::test]
+    async fn serves_every_transport_beside_an_ordinary_route() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = MemoryHub::new();
+        spawn_ticker(hub.clone(), Duration::from_millis(20));
+        tokio::spawn(serve(listener, hub, Tickets::new(Key::generate(1))));
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let call = |method: Method, path: &str, headers: &[(&str, &str)]| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}{path}"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            client.request(req.body(Empty::new()).unwrap())
+        };
+        let body =
+            |res: Response<Incoming>| async { res.into_body().collect().await.unwrap().to_bytes() };
+        let ticket = || async {
+            let json: serde_json::Value = serde_json::from_slice(
+                &body(call(Method::POST, "/ticket", &[]).await.unwrap()).await,
+            )
+            .unwrap();
+            json["ticket"].as_str().unwrap().to_owned()
+        };
+
+        assert_eq!(
+            &body(within(call(Method::GET, "/hello", &[])).await.unwrap()).await[..],
+            b"hello from warp\n"
+        );
+        let origin = format!("http://{addr}");
+        let res = within(call(
+            Method::OPTIONS,
+            "/events",
+            &[
+                ("origin", &origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "last-event-id"),
+            ],
+        ))
+        .await
+        .unwrap();
+        assert!(res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("last-event-id"));
+        assert_eq!(
+            within(call(Method::GET, "/events", &[]))
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let foreign = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("origin", "http://evil.example")],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(foreign.status(), 403);
+
+        // SSE: retry first, then a tick.
+        let res = within(call(
+            Method::GET,
+            &format!("/events?ticket={}", ticket().await),
+            &[("accept", "text/event-stream")],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let mut stream = res.into_body();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("event: tick\ndata: tick") {
+            seen.extend_from_slice(
+                &within(stream.frame())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .into_data()
+                    .unwrap(),
+            );
+        }
+        assert!(seen.starts_with(b"retry: 2000\n\n"));
+        // Long-poll: the first poll gives a cursor, the next one a tick.
+        let first: serde_json::Value = serde_json::from_slice(
+            &body(
+                within(call(
+                    Method::GET,
+                    &format!("/events?ticket={}", ticket().await),
+                    &[],
+                ))
+                .await
+                .unwrap(),
+            )
+            .await,
+        )
+        .unwrap();
+        let cursor = first["cursor"].as_str().unwrap().to_owned();
+        let path = format!("/events?ticket={}&lastEventId={cursor}", ticket().await);
+        let next: serde_json::Value = serde_json::from_slice(
+            &body(within(call(Method::GET, &path, &[])).await.unwrap()).await,
+        )
+        .unwrap();
+        assert_eq!(next["events"][0]["event"], "tick");
+        // WebSocket.
+        let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
+            "ws://{addr}/events?ticket={}",
+            ticket().await
+        )))
+        .await
+        .unwrap();
+        while !within(ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains("\"event\":\"tick\"")
+        {}
+    }
+}
