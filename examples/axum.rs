@@ -97,11 +97,12 @@ async fn main() {
 }
 
 #[cfg(test)]
+#[path = "checks/mod.rs"]
+mod checks;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt as _;
-    use http_body_util::{BodyExt as _, Empty};
-    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
     #[tokio::test]
     async fn serves_every_transport_beside_an_ordinary_route() {
@@ -113,126 +114,6 @@ mod tests {
         tokio::spawn(async move {
             axum::serve(listener, app(hub, Tickets::new(Key::generate(1)), &origins)).await
         });
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-        async fn within<F: std::future::Future>(
-            f: F,
-        ) -> Result<F::Output, tokio::time::error::Elapsed> {
-            tokio::time::timeout(Duration::from_secs(10), f).await
-        }
-        let call = |method: Method, path: &str, headers: &[(&str, &str)]| {
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(format!("http://{addr}{path}"));
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            client.request(req.body(Empty::new()).unwrap())
-        };
-        let body = |res: http::Response<hyper::body::Incoming>| async {
-            res.into_body().collect().await.unwrap().to_bytes()
-        };
-        let ticket = || async {
-            let res = call(Method::POST, "/ticket", &[]).await.unwrap();
-            let json: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
-            json["ticket"].as_str().unwrap().to_owned()
-        };
-
-        let res = within(call(Method::GET, "/hello", &[]))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&body(res).await[..], b"hello from axum\n");
-        // CORS preflight for a cross-origin EventSource reconnect.
-        let origin = format!("http://{addr}");
-        let res = within(call(
-            Method::OPTIONS,
-            "/events",
-            &[
-                ("origin", &origin),
-                ("access-control-request-method", "GET"),
-                ("access-control-request-headers", "last-event-id"),
-            ],
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-        assert!(res.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("last-event-id"));
-        // No ticket: 401. Foreign origin: 403.
-        let res = within(call(Method::GET, "/events", &[]))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(res.status(), 401);
-        let res = within(call(
-            Method::GET,
-            &format!("/events?ticket={}", ticket().await),
-            &[("origin", "http://evil.example")],
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(res.status(), 403);
-
-        // SSE.
-        let res = within(call(
-            Method::GET,
-            &format!("/events?ticket={}", ticket().await),
-            &[("accept", "text/event-stream")],
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(res.headers()["content-type"], "text/event-stream");
-        let mut stream = res.into_body();
-        let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("event: tick") {
-            seen.extend_from_slice(
-                &within(stream.frame())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .unwrap()
-                    .into_data()
-                    .unwrap(),
-            );
-        }
-        // Long-poll: the cursor, then a tick.
-        let res = within(call(
-            Method::GET,
-            &format!("/events?ticket={}", ticket().await),
-            &[],
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-        let first: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
-        let cursor = first["cursor"].as_str().unwrap().to_owned();
-        let res = within(call(
-            Method::GET,
-            &format!("/events?ticket={}&lastEventId={cursor}", ticket().await),
-            &[],
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-        let next: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
-        assert_eq!(next["events"][0]["event"], "tick");
-        // WebSocket.
-        let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/events?ticket={}",
-            ticket().await
-        )))
-        .await
-        .unwrap()
-        .unwrap();
-        loop {
-            let frame = within(ws.next()).await.unwrap().unwrap().unwrap();
-            if frame.to_text().unwrap().contains("\"event\":\"tick\"") {
-                break;
-            }
-        }
+        checks::every_transport(addr, "hello from axum\n").await;
     }
 }

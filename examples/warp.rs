@@ -155,17 +155,12 @@ async fn main() {
 }
 
 #[cfg(test)]
+#[path = "checks/mod.rs"]
+mod checks;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt as _;
-    use http_body_util::Empty;
-    use hyper_util::client::legacy::Client;
-
-    async fn within<F: std::future::Future>(f: F) -> F::Output {
-        tokio::time::timeout(Duration::from_secs(10), f)
-            .await
-            .expect("in time")
-    }
 
     #[tokio::test]
     async fn serves_every_transport_beside_an_ordinary_route() {
@@ -174,119 +169,6 @@ mod tests {
         let hub = MemoryHub::new();
         spawn_ticker(hub.clone(), Duration::from_millis(20));
         tokio::spawn(serve(listener, hub, Tickets::new(Key::generate(1))));
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let call = |method: Method, path: &str, headers: &[(&str, &str)]| {
-            let mut req = Request::builder()
-                .method(method)
-                .uri(format!("http://{addr}{path}"));
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            client.request(req.body(Empty::new()).unwrap())
-        };
-        let body =
-            |res: Response<Incoming>| async { res.into_body().collect().await.unwrap().to_bytes() };
-        let ticket = || async {
-            let json: serde_json::Value = serde_json::from_slice(
-                &body(call(Method::POST, "/ticket", &[]).await.unwrap()).await,
-            )
-            .unwrap();
-            json["ticket"].as_str().unwrap().to_owned()
-        };
-
-        assert_eq!(
-            &body(within(call(Method::GET, "/hello", &[])).await.unwrap()).await[..],
-            b"hello from warp\n"
-        );
-        let origin = format!("http://{addr}");
-        let res = within(call(
-            Method::OPTIONS,
-            "/events",
-            &[
-                ("origin", &origin),
-                ("access-control-request-method", "GET"),
-                ("access-control-request-headers", "last-event-id"),
-            ],
-        ))
-        .await
-        .unwrap();
-        assert!(res.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("last-event-id"));
-        assert_eq!(
-            within(call(Method::GET, "/events", &[]))
-                .await
-                .unwrap()
-                .status(),
-            401
-        );
-        let foreign = within(call(
-            Method::GET,
-            &format!("/events?ticket={}", ticket().await),
-            &[("origin", "http://evil.example")],
-        ))
-        .await
-        .unwrap();
-        assert_eq!(foreign.status(), 403);
-
-        // SSE: retry first, then a tick.
-        let res = within(call(
-            Method::GET,
-            &format!("/events?ticket={}", ticket().await),
-            &[("accept", "text/event-stream")],
-        ))
-        .await
-        .unwrap();
-        assert_eq!(res.headers()["content-type"], "text/event-stream");
-        let mut stream = res.into_body();
-        let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("event: tick\ndata: tick") {
-            seen.extend_from_slice(
-                &within(stream.frame())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .into_data()
-                    .unwrap(),
-            );
-        }
-        assert!(seen.starts_with(b"retry: 2000\n\n"));
-        // Long-poll: the first poll gives a cursor, the next one a tick.
-        let first: serde_json::Value = serde_json::from_slice(
-            &body(
-                within(call(
-                    Method::GET,
-                    &format!("/events?ticket={}", ticket().await),
-                    &[],
-                ))
-                .await
-                .unwrap(),
-            )
-            .await,
-        )
-        .unwrap();
-        let cursor = first["cursor"].as_str().unwrap().to_owned();
-        let path = format!("/events?ticket={}&lastEventId={cursor}", ticket().await);
-        let next: serde_json::Value = serde_json::from_slice(
-            &body(within(call(Method::GET, &path, &[])).await.unwrap()).await,
-        )
-        .unwrap();
-        assert_eq!(next["events"][0]["event"], "tick");
-        // WebSocket.
-        let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/events?ticket={}",
-            ticket().await
-        )))
-        .await
-        .unwrap();
-        while !within(ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains("\"event\":\"tick\"")
-        {}
+        checks::every_transport(addr, "hello from warp\n").await;
     }
 }

@@ -51,6 +51,16 @@ async fn poll(client: &HttpClient, addr: SocketAddr, cursor: Option<&str>) -> Ba
     serde_json::from_slice(&body_bytes(res).await).expect("valid JSON")
 }
 
+/// Waits (bounded) until the room has at least `n` subscribers: the polls are being held.
+async fn wait_for_subscribers(hub: &MemoryHub, n: usize) {
+    within(async {
+        while hub.topic_stats("room").map_or(0, |s| s.subscribers) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 fn msg(text: &str) -> Event {
     Event::new().event("msg").unwrap().data(text)
 }
@@ -77,12 +87,7 @@ async fn next_poll_holds_until_an_event_is_published() {
         async move { poll(&client, addr, Some(&cursor)).await }
     });
     // Wait until the poll is subscribed, then check it is still held.
-    within(async {
-        while hub.topic_stats("room").map_or(0, |s| s.subscribers) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    wait_for_subscribers(&hub, 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
         !held.is_finished(),
@@ -200,12 +205,7 @@ async fn a_thousand_concurrent_pollers_each_get_the_event_exactly_once() {
             tokio::spawn(async move { poll(&client, addr, Some(&cursor)).await })
         })
         .collect();
-    within(async {
-        while hub.topic_stats("room").map_or(0, |s| s.subscribers) < POLLERS {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_for_subscribers(&hub, POLLERS).await;
     let id = hub.publish_now("room", msg("to everyone"));
     for poller in pollers {
         let batch = within(poller).await.unwrap();
@@ -308,12 +308,7 @@ async fn long_poll_works_over_http2() {
         let client = client.clone();
         async move { poll(&client, addr, Some(&cursor)).await }
     });
-    within(async {
-        while hub.topic_stats("room").map_or(0, |s| s.subscribers) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    wait_for_subscribers(&hub, 1).await;
     hub.publish_now("room", msg("over h2"));
     let batch = within(held).await.unwrap();
     assert_eq!(batch.events[0].data.as_deref(), Some("over h2"));

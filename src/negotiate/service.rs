@@ -152,20 +152,7 @@ impl<S> Negotiate<S> {
         self
     }
 
-    /// Gets a reference to the underlying service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner.service
-    }
-
-    /// Gets a mutable reference to the underlying service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner.service
-    }
-
-    /// Consumes `self`, returning the underlying service.
-    pub fn into_inner(self) -> S {
-        self.inner.service
-    }
+    define_transport_accessors!();
 }
 
 impl<S, B, St> Service<Request<B>> for Negotiate<S>
