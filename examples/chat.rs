@@ -644,6 +644,90 @@ mod tests {
         drop(server);
     }
 
+    /// With the Redis backbone, two instances share one room: a message posted on A reaches
+    /// a long-poll on B, and a ticket minted on A is refused on B after A redeemed it.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn two_instances_share_one_room_over_redis() {
+        use tower_push::{auth_ticket::RedisTicketStore, hub::RedisHub};
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!(
+            "tower-push-chat-test:{}:{:?}",
+            std::process::id(),
+            std::time::Instant::now()
+        );
+        let tickets = Tickets::new(Key::new(1, b"shared by both chat instances!!!"));
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let hub = RedisHub::connect(&url, &prefix)
+                .await
+                .expect("Redis answers");
+            let (tickets, store) = (tickets.clone(), RedisTicketStore::new(&hub));
+            servers
+                .push(Server::start(move |origins| app(hub, tickets, store, origins), false).await);
+        }
+        let (a, b) = (servers[0].addr, servers[1].addr);
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let get = |addr: SocketAddr, path: String| {
+            http::Request::get(format!("http://{addr}{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+
+        let (status, _, body) = request(
+            &client,
+            get(
+                b,
+                format!("/api/events?ticket={}", ticket(&client, b).await),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let cursor = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            request(
+                &client,
+                post(a, "/api/messages", r#"{"user":"alice","text":"from A"}"#)
+            )
+            .await
+            .0,
+            StatusCode::ACCEPTED
+        );
+        let (_, _, body) = request(
+            &client,
+            get(
+                b,
+                format!(
+                    "/api/events?ticket={}&lastEventId={cursor}",
+                    ticket(&client, b).await
+                ),
+            ),
+        )
+        .await;
+        let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            batch["events"][0]["data"],
+            r#"{"user":"alice","text":"from A"}"#
+        );
+
+        let t = ticket(&client, a).await;
+        assert_eq!(
+            request(&client, get(a, format!("/api/events?ticket={t}")))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            request(&client, get(b, format!("/api/events?ticket={t}")))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
     /// The real-browser test: headless Chromium, driven by playwright-core, as two users over
     /// each transport, through a server-side drop of every connection; then the fallback when
     /// WebSocket is refused. It saves the screenshot README.md shows.
