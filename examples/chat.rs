@@ -3,7 +3,9 @@
 //! Run with `cargo run --example chat` and open <http://127.0.0.1:3000>. `PORT` changes the
 //! port; `BIND` binds another address (for example `BIND=0.0.0.0`); `REDIS_URL` uses the
 //! Redis backbone (`cargo run --example chat --features redis`), so two processes on two
-//! ports share one room; `ALLOWED_ORIGINS` (comma-separated) adds origins to the allow-list.
+//! ports share one room; `ALLOWED_ORIGINS` (comma-separated) adds origins to the allow-list;
+//! `TICKET_SECRET` sets the ticket key (default: random per process; set the same secret on
+//! every instance when a ticket minted on one may be used on another).
 //!
 //! # HTTP contract (public and stable; tests outside this repository rely on it)
 //!
