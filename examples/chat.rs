@@ -39,9 +39,11 @@ use tower_push::{
         Tickets,
     },
     client::ClientScript,
+    drain::Drain,
     heartbeat::HeartbeatLayer,
     hub::{Hub, MemoryHub},
     last_event_id::LastEventId,
+    limit::ConnectionLimitLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
     sse::SseLayer,
@@ -182,7 +184,13 @@ fn room<H: Hub, B: Send + 'static>(
 }
 
 /// The app, on any hub and ticket store; `origins` are the allowed browser origins.
-fn app<H: Hub, St: TicketStore>(hub: H, tickets: Tickets, store: St, origins: &[String]) -> Router {
+fn app<H: Hub, St: TicketStore>(
+    hub: H,
+    tickets: Tickets,
+    store: St,
+    origins: &[String],
+    drain: &Drain,
+) -> Router {
     let events = ServiceBuilder::new()
         .layer(OriginLayer::new(origins))
         .layer(AuthTicketLayer::new(tickets.clone()).store(store))
@@ -197,6 +205,9 @@ fn app<H: Hub, St: TicketStore>(hub: H, tickets: Tickets, store: St, origins: &[
                 )
                 .ws(WsLayer::new().max_message_size(16 * 1024)),
         )
+        // Each open connection holds a place until its stream ends; shutdown ends them all.
+        .layer(ConnectionLimitLayer::new(10_000))
+        .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(room(hub.clone()));
     Router::new()
@@ -243,6 +254,7 @@ async fn main() {
         .expect("bind");
     let addr = listener.local_addr().expect("bound");
     let origins = origins_for(addr);
+    let drain = Drain::new();
     let app = match std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
         Ok(url) => {
@@ -251,7 +263,7 @@ async fn main() {
                 .expect("Redis at REDIS_URL");
             let store = tower_push::auth_ticket::RedisTicketStore::new(&hub);
             println!("chat on http://{addr} (Redis backbone at {url})");
-            app(hub, tickets(), store, &origins)
+            app(hub, tickets(), store, &origins, &drain)
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => {
@@ -264,10 +276,21 @@ async fn main() {
                 tickets(),
                 MemoryTicketStore::new(),
                 &origins,
+                &drain,
             )
         }
     };
-    axum::serve(listener, app).await.expect("serve");
+    // Ctrl-C: end the push streams (clients come back elsewhere, or after the restart, with
+    // their cursors), then let axum finish the ordinary requests.
+    let shutdown = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let open = drain.shutdown(Duration::from_secs(10)).await;
+        println!("push streams drained ({open} still open)");
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .expect("serve");
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -453,6 +476,7 @@ mod tests {
             tickets(),
             MemoryTicketStore::new(),
             origins,
+            &Drain::new(),
         )
     }
 
@@ -665,8 +689,13 @@ mod tests {
                 .await
                 .expect("Redis answers");
             let (tickets, store) = (tickets.clone(), RedisTicketStore::new(&hub));
-            servers
-                .push(Server::start(move |origins| app(hub, tickets, store, origins), false).await);
+            servers.push(
+                Server::start(
+                    move |origins| app(hub, tickets, store, origins, &Drain::new()),
+                    false,
+                )
+                .await,
+            );
         }
         let (a, b) = (servers[0].addr, servers[1].addr);
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();

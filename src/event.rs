@@ -429,6 +429,11 @@ pub enum Push {
     /// The stream has been idle: keep the connection alive. SSE writes a comment line,
     /// WebSocket sends a Ping, long-poll skips it.
     Heartbeat,
+    /// The server is shutting down (see [`drain`](crate::drain)): end the connection with the
+    /// transport's signal to come back. SSE ends the body (the client reconnects after its
+    /// retry interval), WebSocket closes with 1012 (service restart), long-poll answers at
+    /// once with what it has.
+    Shutdown,
 }
 
 impl From<Event> for Push {

@@ -11,6 +11,7 @@
 //!   -> OriginLayer         deny-by-default allow-list for browser origins
 //!   -> AuthTicketLayer     ?ticket= / Sec-WebSocket-Protocol / cookie -> Principal
 //!   -> transport           Sse | LongPoll | Ws | Negotiate (picks one per request)
+//!   -> ConnectionLimitLayer, Drain::layer   limits and graceful shutdown, held by the stream
 //!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
 //!   -> your Service<Request<B>, Response = impl Stream<Item = Event>>
 //!                          e.g. hub::Subscribe: a topic of the in-memory Hub
@@ -55,6 +56,8 @@
 //! | `origin` | yes | [`origin`]: the Origin allow-list layer |
 //! | `auth-ticket` | yes | [`auth_ticket`]: short-lived single-use tickets (HMAC-SHA256) |
 //! | `client` | yes | [`client`]: the browser client script and the service serving it |
+//! | `drain` | yes | [`drain`]: graceful shutdown of every push stream |
+//! | `limit` | yes | [`limit`]: connection limits held for the life of each stream |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //!
 //! ```toml
@@ -113,6 +116,14 @@ pub mod auth_ticket;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub mod drain;
+
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub mod limit;
 
 pub use event::{BoxError, Event, EventError, IntoPush, Push};
 pub use rejection::Reject;

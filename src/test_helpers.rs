@@ -45,4 +45,19 @@ fn traits() {
     assert_sync::<last_event_id::SetLastEventId<Svc>>();
     assert_send::<GuardResponseFuture<Fut>>();
     assert_send::<body::GuardBody<http_body_util::Full<bytes::Bytes>>>();
+    assert_send::<drain::AddDrain<Svc>>();
+    assert_sync::<drain::AddDrain<Svc>>();
+    assert_send::<drain::ResponseFuture<Fut>>();
+    assert_send::<drain::Draining<St>>();
+    assert_send::<limit::ConnectionLimit<Svc>>();
+    assert_sync::<limit::ConnectionLimit<Svc>>();
+    assert_send::<limit::ResponseFuture<Fut>>();
+    assert_send::<limit::Limited<St>>();
+    assert_sync::<limit::Limited<St>>();
+    assert_send::<ws::Ws<Svc>>();
+    assert_sync::<ws::Ws<Svc>>();
+    assert_send::<ws::ResponseFuture<Fut>>();
+    assert_send::<auth_ticket::RequireAuthTicket<Svc>>();
+    assert_sync::<auth_ticket::RequireAuthTicket<Svc>>();
+    assert_send::<origin::CheckOrigin<Svc>>();
 }

@@ -136,6 +136,10 @@ where
                     }
                     Some(Ok(Push::Event(event))) => event.to_sse(),
                     Some(Ok(Push::Heartbeat)) => Bytes::from_static(SSE_HEARTBEAT),
+                    Some(Ok(Push::Shutdown)) => {
+                        *done = true;
+                        return Poll::Ready(None);
+                    }
                     Some(Err(error)) => {
                         let error: BoxError = error.into();
                         tracing::debug!(%error, "push stream failed; ending the SSE body");

@@ -168,6 +168,8 @@ impl Batch {
                         }
                     }
                     Ok(Push::Heartbeat) => {}
+                    // Draining: answer now; the client's next poll reaches another instance.
+                    Ok(Push::Shutdown) => return Poll::Ready(()),
                     Err(error) => {
                         let error: BoxError = error.into();
                         tracing::debug!(%error, "push stream failed; answering the poll");

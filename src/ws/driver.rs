@@ -258,6 +258,7 @@ fn outbound<I: IntoPush>(item: Option<I>) -> Out {
     match item.map(IntoPush::into_push) {
         Some(Ok(Push::Event(event))) => Out::Frame(tungstenite::Message::Text(event.to_ws_text())),
         Some(Ok(Push::Heartbeat)) => Out::Ping,
+        Some(Ok(Push::Shutdown)) => Out::End(close_code::RESTART, "server restarting"),
         Some(Err(error)) => {
             let error: BoxError = error.into();
             tracing::debug!(%error, "push stream failed; closing the websocket");
