@@ -80,6 +80,7 @@ pub(crate) fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
 pub struct WebSocket {
     inner: Stream,
     protocol: Option<String>,
+    close_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for WebSocket {
@@ -91,8 +92,16 @@ impl fmt::Debug for WebSocket {
 }
 
 impl WebSocket {
-    pub(crate) fn new(inner: Stream, protocol: Option<String>) -> Self {
-        Self { inner, protocol }
+    pub(crate) fn new(
+        inner: Stream,
+        protocol: Option<String>,
+        close_timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            inner,
+            protocol,
+            close_timeout,
+        }
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -158,7 +167,7 @@ impl WebSocket {
     }
 
     /// Starts the close handshake with `code` (see [`close_code`]) and waits for the peer's
-    /// reply (up to the close timeout).
+    /// reply (up to the layer's close timeout, [`WsLayer::close_timeout`](super::WsLayer::close_timeout)).
     ///
     /// # Errors
     ///
@@ -166,7 +175,7 @@ impl WebSocket {
     pub async fn close(mut self, code: u16, reason: &'static str) -> Result<(), WsError> {
         self.inner.close(Some(close_frame(code, reason))).await?;
         let drain = async { while let Some(Ok(_)) = self.inner.next().await {} };
-        let _ = tokio::time::timeout(super::DEFAULT_CLOSE_TIMEOUT, drain).await;
+        let _ = tokio::time::timeout(self.close_timeout, drain).await;
         Ok(())
     }
 }

@@ -99,6 +99,7 @@ impl WebSocketUpgrade {
         let res = response(&self.handshake);
         let protocol = self.protocol().map(str::to_owned);
         let (on_upgrade, codec) = (self.on_upgrade, self.config.codec());
+        let close_timeout = self.config.close_timeout;
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -108,7 +109,7 @@ impl WebSocketUpgrade {
                         Some(codec),
                     )
                     .await;
-                    f(WebSocket::new(ws, protocol)).await;
+                    f(WebSocket::new(ws, protocol, close_timeout)).await;
                 }
                 Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
             }
