@@ -16,16 +16,18 @@ use tower::ServiceBuilder;
 use tower_http::{cors::CorsLayer, trace::TraceLayer};
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Key, MintTicket, Principal, Tickets},
+    drain::Drain,
     heartbeat::HeartbeatLayer,
     hub::{MemoryHub, Subscribe},
     last_event_id::LastEventIdLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
+    serve::{self, Server},
     sse::SseLayer,
     Event,
 };
 
-fn app(hub: MemoryHub, tickets: Tickets, origins: &[String]) -> Router {
+fn app(hub: MemoryHub, tickets: Tickets, origins: &[String], drain: &Drain) -> Router {
     // The push endpoint: outermost first.
     let events = ServiceBuilder::new()
         .layer(OriginLayer::new(origins))
@@ -34,6 +36,8 @@ fn app(hub: MemoryHub, tickets: Tickets, origins: &[String]) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(LastEventIdLayer::new())
         .layer(NegotiateLayer::new().sse(SseLayer::new().retry(Duration::from_secs(2))))
+        // Shutdown ends every stream: SSE ends, WebSocket 1012, a held poll answers.
+        .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(Subscribe::new(hub, "ticks"));
     // Stands in for your own authenticated API: it mints a ticket for the caller.
@@ -91,9 +95,14 @@ async fn main() {
     spawn_ticker(hub.clone(), Duration::from_secs(1));
     let origins = [format!("http://{addr}")];
     println!("listening on http://{addr}");
-    axum::serve(listener, app(hub, Tickets::new(Key::generate(1)), &origins))
-        .await
-        .expect("serve");
+    // axum's Router is a tower service: serve it with the hardened recipe (deadlines for
+    // clients that send slowly or stop reading, header limits, and a shutdown on SIGTERM or
+    // Ctrl-C that ends every push stream and always finishes), which `axum::serve` lacks.
+    let drain = Drain::new();
+    let app = app(hub, Tickets::new(Key::generate(1)), &origins, &drain);
+    Server::new(&drain)
+        .run(listener, app, serve::shutdown_signal())
+        .await;
 }
 
 #[cfg(test)]
@@ -111,9 +120,9 @@ mod tests {
         let hub = MemoryHub::new();
         spawn_ticker(hub.clone(), Duration::from_millis(20));
         let origins = [format!("http://{addr}")];
-        tokio::spawn(async move {
-            axum::serve(listener, app(hub, Tickets::new(Key::generate(1)), &origins)).await
-        });
+        let drain = Drain::new();
+        let app = app(hub, Tickets::new(Key::generate(1)), &origins, &drain);
+        tokio::spawn(Server::new(&drain).run(listener, app, std::future::pending()));
         checks::every_transport(addr, "hello from axum\n").await;
     }
 }

@@ -46,6 +46,7 @@ use tower_push::{
     limit::ConnectionLimitLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
+    serve::{self, Server},
     sse::SseLayer,
     ws::{Inbound, Message, WsLayer},
     Event,
@@ -57,6 +58,8 @@ const ROOM: &str = "room";
 const MAX_TEXT: usize = 1000;
 /// The longest user name, in characters.
 const MAX_USER: usize = 64;
+/// The largest API request body, in bytes.
+const MAX_BODY: usize = 4 * 1024;
 
 #[derive(Clone)]
 struct Chat<H> {
@@ -130,7 +133,12 @@ async fn post_message<H: Hub>(
     };
     match chat.hub.publish(ROOM, event).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, "1")],
+            error.to_string(),
+        )
+            .into_response(),
     }
 }
 
@@ -210,11 +218,22 @@ fn app<H: Hub, St: TicketStore>(
         .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(room(hub.clone()));
+    // The API takes small JSON bodies: at most 4 KiB each, and a client that stops sending
+    // one mid-way is answered (and its connection freed) after 10 s.
+    let api = Router::new()
+        .route("/api/ticket", post(mint::<H>))
+        .route("/api/messages", post(post_message::<H>))
+        .layer(
+            ServiceBuilder::new()
+                .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                    Duration::from_secs(10),
+                ))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY)),
+        );
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route_service("/tower-push.js", ClientScript)
-        .route("/api/ticket", post(mint::<H>))
-        .route("/api/messages", post(post_message::<H>))
+        .merge(api)
         .route_service("/api/events", events)
         .with_state(Chat { hub, tickets })
 }
@@ -242,20 +261,11 @@ fn tickets() -> Tickets {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1".into());
-    let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("bound");
+/// The app on the backbone `REDIS_URL` names (or in memory), with the drain that ends its
+/// push streams.
+async fn app_from_env(addr: SocketAddr, drain: &Drain) -> Router {
     let origins = origins_for(addr);
-    let drain = Drain::new();
-    let app = match std::env::var("REDIS_URL") {
+    match std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
         Ok(url) => {
             let hub = tower_push::hub::RedisHub::connect(&url, "tower-push-chat")
@@ -263,7 +273,7 @@ async fn main() {
                 .expect("Redis at REDIS_URL");
             let store = tower_push::auth_ticket::RedisTicketStore::new(&hub);
             println!("chat on http://{addr} (Redis backbone at {url})");
-            app(hub, tickets(), store, &origins, &drain)
+            app(hub, tickets(), store, &origins, drain)
         }
         #[cfg(not(feature = "redis"))]
         Ok(_) => {
@@ -276,21 +286,40 @@ async fn main() {
                 tickets(),
                 MemoryTicketStore::new(),
                 &origins,
-                &drain,
+                drain,
             )
         }
-    };
-    // Ctrl-C: end the push streams (clients come back elsewhere, or after the restart, with
-    // their cursors), then let axum finish the ordinary requests.
-    let shutdown = async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let open = drain.shutdown(Duration::from_secs(10)).await;
-        println!("push streams drained ({open} still open)");
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    }
+}
+
+/// Serves the chat on `listener` until SIGTERM or SIGINT, with the hardened recipe: header
+/// deadlines and limits, a stall deadline for clients that stop reading, and a shutdown that
+/// ends every push stream (SSE ends, WebSocket 1012, a held poll answers) and always
+/// finishes: within the 10 s grace plus the 1 s close timeout.
+async fn run(listener: tokio::net::TcpListener) {
+    let addr = listener.local_addr().expect("bound");
+    let drain = Drain::new();
+    let app = app_from_env(addr, &drain).await;
+    let report = Server::new(&drain)
+        .run(listener, app, serve::shutdown_signal())
+        .await;
+    println!(
+        "shut down in {:?} ({} push streams, {} connections still open)",
+        report.took, report.streams, report.connections
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1".into());
+    let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
         .await
-        .expect("serve");
+        .expect("bind");
+    run(listener).await;
 }
 
 const PAGE: &str = r#"<!doctype html>

@@ -15,21 +15,18 @@ use bytes::Bytes;
 use http::{header, HeaderName, Method, Request, Response};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
 use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
 use std::{convert::Infallible, time::Duration};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_http::{cors::CorsLayer, trace::TraceLayer};
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Key, MintTicket, Principal, Tickets},
+    drain::Drain,
     heartbeat::HeartbeatLayer,
     hub::{MemoryHub, Subscribe},
     last_event_id::LastEventIdLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
+    serve::{self, Server},
     sse::SseLayer,
     BoxError, Event,
 };
@@ -42,6 +39,7 @@ fn app(
     hub: MemoryHub,
     tickets: Tickets,
     origins: &[String],
+    drain: &Drain,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
        + Clone
        + Send
@@ -53,6 +51,8 @@ fn app(
         .layer(TraceLayer::new_for_http())
         .layer(LastEventIdLayer::new())
         .layer(NegotiateLayer::new().sse(SseLayer::new().retry(Duration::from_secs(2))))
+        // Shutdown ends every stream: SSE ends, WebSocket 1012, a held poll answers.
+        .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(Subscribe::new(hub, "ticks"));
     let mint = MintTicket::new(tickets).bind_path("/events");
@@ -116,24 +116,19 @@ fn spawn_ticker(hub: MemoryHub, every: Duration) {
     });
 }
 
-async fn serve(listener: tokio::net::TcpListener, hub: MemoryHub, tickets: Tickets) {
+/// Serves the app until `shutdown`, with the hardened recipe: deadlines for clients that
+/// send slowly or stop reading, header limits, HTTP/1.1 + h2c with WebSocket upgrades (RFC
+/// 6455 and RFC 8441), and a shutdown that ends every push stream and always finishes.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: MemoryHub,
+    tickets: Tickets,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let origins = [format!("http://{}", listener.local_addr().expect("bound"))];
-    let app = app(hub, tickets, &origins);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let svc = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            // HTTP/1.1 and HTTP/2 (h2c) on one port; upgrades for WebSocket, and extended
-            // CONNECT (RFC 8441) for WebSocket over HTTP/2.
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http2().enable_connect_protocol();
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    let drain = Drain::new();
+    let app = app(hub, tickets, &origins, &drain);
+    Server::new(&drain).run(listener, app, shutdown).await;
 }
 
 #[tokio::main]
@@ -151,7 +146,13 @@ async fn main() {
     );
     let hub = MemoryHub::new();
     spawn_ticker(hub.clone(), Duration::from_secs(1));
-    serve(listener, hub, Tickets::new(Key::generate(1))).await;
+    serve(
+        listener,
+        hub,
+        Tickets::new(Key::generate(1)),
+        serve::shutdown_signal(),
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -168,7 +169,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let hub = MemoryHub::new();
         spawn_ticker(hub.clone(), Duration::from_millis(20));
-        tokio::spawn(serve(listener, hub, Tickets::new(Key::generate(1))));
+        tokio::spawn(serve(
+            listener,
+            hub,
+            Tickets::new(Key::generate(1)),
+            std::future::pending(),
+        ));
         checks::every_transport(addr, "hello from warp\n").await;
     }
 }

@@ -18,6 +18,17 @@
 //! many were still open. Call it before stopping the HTTP server's own graceful shutdown, so
 //! long-lived responses don't hold that up.
 //!
+//! # Shutdown always finishes
+//!
+//! A stream whose client stopped reading is not polled any more (its connection waits to
+//! write), so it cannot see the signal. When streams are still open at the end of the grace
+//! period, `shutdown` closes every connection guarded with this drain by force
+//! ([`close_connections`](Drain::close_connections); see
+//! [`ConnectionGuard::drain`](crate::connection::ConnectionGuard::drain), which the
+//! [`serve`](crate::serve) recipe sets) and waits at most the [close
+//! timeout](Drain::close_timeout) more. So `shutdown(grace)` returns within
+//! `grace + close_timeout`, whatever the clients do.
+//!
 //! # Example
 //!
 //! ```
@@ -59,12 +70,31 @@ use tokio_util::{
 use tower_layer::Layer;
 use tower_service::Service;
 
+/// The default [close timeout](Drain::close_timeout): 1 second.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The shutdown handle: make layers with [`Drain::layer`], then call [`Drain::shutdown`].
 /// Clones share the same drain.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Drain {
     signal: CancellationToken,
     streams: TaskTracker,
+    /// Cancelled to close the guarded connections by force.
+    force: CancellationToken,
+    connections: TaskTracker,
+    close_timeout: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self {
+            signal: CancellationToken::new(),
+            streams: TaskTracker::new(),
+            force: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
 }
 
 impl fmt::Debug for Drain {
@@ -72,14 +102,61 @@ impl fmt::Debug for Drain {
         f.debug_struct("Drain")
             .field("draining", &self.is_draining())
             .field("open", &self.open())
+            .field("connections", &self.connections())
+            .field("close_timeout", &self.close_timeout)
             .finish()
     }
 }
 
 impl Drain {
-    /// A drain with no stream yet.
+    /// A drain with no stream yet and the [`DEFAULT_CLOSE_TIMEOUT`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How long [`shutdown`](Drain::shutdown) waits, after closing the guarded connections by
+    /// force, for the last streams to be dropped. Default 1 s ([`DEFAULT_CLOSE_TIMEOUT`]).
+    /// Set it before cloning the drain into layers and guards: clones keep the value they were
+    /// made with.
+    #[must_use]
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The close timeout.
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Connections open through a [`ConnectionGuard`](crate::connection::ConnectionGuard)
+    /// that names this drain.
+    pub fn connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Closes every guarded connection by force: each fails its next read or write at once
+    /// (waking any that wait), and hyper drops it with its response. [`shutdown`](Drain::shutdown)
+    /// calls this when streams outlive the grace period; call it yourself to cut off the
+    /// remaining connections of an HTTP server's own graceful shutdown.
+    pub fn close_connections(&self) {
+        self.force.cancel();
+    }
+
+    /// Waits until every guarded connection is closed, at most `timeout`. Returns how many are
+    /// still open.
+    pub async fn wait_connections(&self, timeout: Duration) -> usize {
+        self.connections.close();
+        let _ = tokio::time::timeout(timeout, self.connections.wait()).await;
+        self.connections()
+    }
+
+    #[cfg(feature = "connection")]
+    pub(crate) fn link(&self) -> ConnectionLink {
+        ConnectionLink {
+            closed: Box::pin(self.force.clone().cancelled_owned()),
+            _token: self.connections.token(),
+        }
     }
 
     /// A layer whose streams this drain ends.
@@ -100,12 +177,41 @@ impl Drain {
     }
 
     /// Ends every stream (and refuses new ones), then waits up to `grace` for them to be
-    /// dropped. Returns how many were still open when the wait ended (0: all closed).
+    /// dropped. Streams still open then (their clients stopped reading, so they are not
+    /// polled) have their guarded connections closed by force
+    /// ([`close_connections`](Drain::close_connections)), and `shutdown` waits at most the
+    /// [close timeout](Drain::close_timeout) more. Returns how many streams were still open
+    /// when the wait ended (0: all closed); it returns within `grace + close_timeout`.
     pub async fn shutdown(&self, grace: Duration) -> usize {
         self.signal.cancel();
         self.streams.close();
-        let _ = tokio::time::timeout(grace, self.streams.wait()).await;
+        if tokio::time::timeout(grace, self.streams.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                open = self.open(),
+                "push streams outlived the grace period; closing their connections"
+            );
+            self.close_connections();
+            let _ = tokio::time::timeout(self.close_timeout, self.streams.wait()).await;
+        }
         self.open()
+    }
+}
+
+/// A guarded connection's tie to its drain: counted while open, closed by force on demand.
+#[cfg(feature = "connection")]
+pub(crate) struct ConnectionLink {
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    _token: TaskTrackerToken,
+}
+
+#[cfg(feature = "connection")]
+impl ConnectionLink {
+    /// Ready once the drain closes connections by force.
+    pub(crate) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.closed.as_mut().poll(cx)
     }
 }
 

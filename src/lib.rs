@@ -58,6 +58,8 @@
 //! | `client` | yes | [`client`]: the browser client script and the service serving it |
 //! | `drain` | yes | [`drain`]: graceful shutdown of every push stream |
 //! | `limit` | yes | [`limit`]: connection limits held for the life of each stream |
+//! | `connection` | yes | [`connection`]: a write-stall deadline and forced close for each connection |
+//! | `serve` | yes | [`serve`]: hyper's server with deadlines, limits and a shutdown that always finishes |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //!
 //! ```toml
@@ -124,6 +126,14 @@ pub mod drain;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
+
+#[cfg(feature = "connection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "connection")))]
+pub mod connection;
+
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 
 pub use event::{BoxError, Event, EventError, IntoPush, Push};
 pub use rejection::Reject;

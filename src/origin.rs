@@ -8,7 +8,8 @@
 //! Requests without `Origin` (non-browser clients, and same-origin `GET`s, which browsers send
 //! without it) are allowed by default; [`OriginLayer::allow_missing`] switches that.
 //! Comparison ignores ASCII case; the opaque origin `null` (sandboxed frames, `file:` pages)
-//! is refused unless it is listed.
+//! is refused unless it is listed. A request with several `Origin` headers that differ is
+//! refused (`403`); repeated identical ones count as one.
 //!
 //! # Example
 //!
@@ -80,6 +81,22 @@ impl OriginLayer {
         self
     }
 
+    /// Checks every `Origin` header: several that differ are refused (a browser sends one;
+    /// a proxy or attacker that adds a second must not get the first one judged alone).
+    fn check_all(&self, headers: &http::HeaderMap) -> Result<(), Reject> {
+        let mut all = headers.get_all(header::ORIGIN).iter();
+        let first = all.next();
+        if let Some(first) = first {
+            if all.any(|other| other != first) {
+                return Err(Reject::new(
+                    StatusCode::FORBIDDEN,
+                    "several different Origin headers",
+                ));
+            }
+        }
+        self.check(first)
+    }
+
     fn check(&self, origin: Option<&HeaderValue>) -> Result<(), Reject> {
         let Some(origin) = origin else {
             return if self.allow_missing {
@@ -144,7 +161,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match self.layer.check(req.headers().get(header::ORIGIN)) {
+        match self.layer.check_all(req.headers()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(reject) => ResponseFuture::refused(reject.into_response()),
         }
@@ -179,5 +196,29 @@ mod tests {
         assert!(!check(&layer, Some("null")));
         assert!(check(&layer, None), "missing is allowed by default");
         assert!(!check(&layer.clone().allow_missing(false), None));
+    }
+
+    #[test]
+    fn several_origin_headers_that_differ_are_refused() {
+        let layer = OriginLayer::new(["https://chat.example"]);
+        let headers = |origins: &[&'static str]| {
+            let mut h = http::HeaderMap::new();
+            for o in origins {
+                h.append(header::ORIGIN, HeaderValue::from_static(o));
+            }
+            h
+        };
+        let refused = layer
+            .check_all(&headers(&["https://chat.example", "https://evil.example"]))
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(layer
+            .check_all(&headers(&["https://evil.example", "https://chat.example"]))
+            .is_err());
+        assert!(layer
+            .check_all(&headers(&["https://chat.example", "https://chat.example"]))
+            .is_ok());
+        assert!(layer.check_all(&headers(&["https://chat.example"])).is_ok());
+        assert!(layer.check_all(&headers(&[])).is_ok());
     }
 }

@@ -111,6 +111,17 @@ pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
 
 #[cfg(feature = "negotiate")]
 /// `405 Method Not Allowed` with the `Allow` header.
+/// `406 Not Acceptable`: the request's `Accept` allows no transport.
+#[cfg(feature = "negotiate")]
+pub(crate) fn not_acceptable() -> Response<Bytes> {
+    text(
+        StatusCode::NOT_ACCEPTABLE,
+        Bytes::from_static(
+            b"not acceptable: accept text/event-stream (SSE) or application/json (long-poll)",
+        ),
+    )
+}
+
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
     let mut res = text(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -245,6 +245,10 @@ fn refusal(error: TicketError) -> Response<Bytes> {
         _ => StatusCode::UNAUTHORIZED,
     };
     let mut res = rejection::text(status, Bytes::from(error.to_string()));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if status == StatusCode::UNAUTHORIZED {
         let challenge = format!("Ticket error=\"{}\"", error.code());
         res.headers_mut().insert(

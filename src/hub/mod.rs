@@ -94,6 +94,18 @@ pub trait Hub: Clone + Send + Sync + 'static {
         event: Event,
     ) -> impl Future<Output = Result<Cursor, Self::Error>> + Send;
 
+    /// Whether the backbone can serve a new subscription now: `Err` while it is known to be
+    /// unreachable, so that [`Subscribe`] refuses with `503` and `Retry-After` at once
+    /// instead of holding a connection that cannot be served. Answers without waiting. The
+    /// default (an embedded hub) is always available.
+    ///
+    /// # Errors
+    ///
+    /// When the backbone is known to be down.
+    fn available(&self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     /// Subscribes to `topic` after the cursor `from` (or from now, when `None`).
     ///
     /// The subscription is registered before this returns: an event published after it is

@@ -10,7 +10,10 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -85,31 +88,85 @@ fn cursor(epoch: &str, id: Rid) -> Cursor {
     Cursor::new(format!("{epoch}.{id}"))
 }
 
+/// `op`, failing with [`ErrorKind::TimedOut`] after `timeout`.
+async fn within<T, E>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, E>>,
+) -> Result<T, RedisHubError>
+where
+    RedisHubError: From<E>,
+{
+    match tokio::time::timeout(timeout, op).await {
+        Ok(result) => result.map_err(RedisHubError::from),
+        Err(_) => Err(RedisHubError {
+            kind: ErrorKind::TimedOut(timeout),
+        }),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What [`RedisHub`] operations fail with: Redis could not be reached or answered an error.
+/// What [`RedisHub`] operations fail with: Redis could not be reached in time, or answered
+/// an error.
 #[derive(Debug)]
 pub struct RedisHubError {
-    inner: redis::RedisError,
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+enum ErrorKind {
+    Redis(redis::RedisError),
+    /// No answer within the hub's timeout.
+    TimedOut(Duration),
+    /// Redis is known to be unreachable (the last operation failed).
+    Down,
+}
+
+impl RedisHubError {
+    /// Whether Redis could not be reached (no connection, no answer in time, or known to be
+    /// down): worth a `503` with `Retry-After` rather than a `500`.
+    pub fn is_unavailable(&self) -> bool {
+        match &self.kind {
+            ErrorKind::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+            }
+            ErrorKind::TimedOut(_) | ErrorKind::Down => true,
+        }
+    }
 }
 
 impl fmt::Display for RedisHubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "redis hub: {}", self.inner)
+        match &self.kind {
+            ErrorKind::Redis(e) => write!(f, "redis hub: {e}"),
+            ErrorKind::TimedOut(after) => {
+                write!(f, "redis hub: Redis did not answer within {after:?}")
+            }
+            ErrorKind::Down => f.write_str("redis hub: Redis is unreachable; retry later"),
+        }
     }
 }
 
 impl std::error::Error for RedisHubError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.inner)
+        match &self.kind {
+            ErrorKind::Redis(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
 impl From<redis::RedisError> for RedisHubError {
     fn from(inner: redis::RedisError) -> Self {
-        Self { inner }
+        Self {
+            kind: ErrorKind::Redis(inner),
+        }
     }
 }
 
@@ -162,6 +219,10 @@ struct Inner {
     maxlen: usize,
     buffer: usize,
     block: Duration,
+    /// How long one operation may wait on Redis.
+    timeout: Duration,
+    /// Set when an operation found Redis unreachable, cleared by the next success.
+    down: AtomicBool,
     readers: Mutex<HashMap<String, Arc<Reader>>>,
     ensure: Script,
     publish: Script,
@@ -185,9 +246,20 @@ pub struct RedisHubBuilder {
     maxlen: usize,
     buffer: usize,
     block: Duration,
+    timeout: Duration,
 }
 
 impl RedisHubBuilder {
+    /// How long a publish, a replay, a ticket redemption or a connection attempt may wait on
+    /// Redis before it fails with an error that [is
+    /// unavailable](RedisHubError::is_unavailable). Default 1 s. While Redis is known to be
+    /// down, [`Hub::available`] says so at once, so new subscriptions are refused with `503`
+    /// instead of waiting; everything recovers by itself when Redis answers again.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
     /// Approximate number of events kept per topic (`XADD MAXLEN ~`). Default 10,000.
     pub fn maxlen(mut self, events: usize) -> Self {
         self.maxlen = events.max(1);
@@ -213,7 +285,18 @@ impl RedisHubBuilder {
     /// When the URL is invalid or Redis cannot be reached.
     pub async fn connect(self) -> Result<RedisHub, RedisHubError> {
         let client = Client::open(self.url.as_str())?;
-        let conn = client.get_connection_manager().await?;
+        // Fail fast: each attempt is bounded by the timeout, and a broken connection is
+        // re-established in the background (a few quick retries), not while callers wait.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(self.timeout);
+        let conn = within(
+            self.timeout,
+            client.get_connection_manager_with_config(config),
+        )
+        .await?;
         Ok(RedisHub {
             inner: Arc::new(Inner {
                 client,
@@ -222,6 +305,8 @@ impl RedisHubBuilder {
                 maxlen: self.maxlen,
                 buffer: self.buffer,
                 block: self.block,
+                timeout: self.timeout,
+                down: AtomicBool::new(false),
                 readers: Mutex::new(HashMap::new()),
                 ensure: Script::new(ENSURE),
                 publish: Script::new(PUBLISH),
@@ -249,6 +334,33 @@ impl RedisHub {
             maxlen: 10_000,
             buffer: 256,
             block: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Runs one Redis operation under the hub's timeout and records whether Redis answered.
+    pub(crate) async fn op<T, E>(
+        &self,
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, RedisHubError>
+    where
+        RedisHubError: From<E>,
+    {
+        let result = within(self.inner.timeout, op).await;
+        self.record(result.as_ref().err());
+        result
+    }
+
+    /// Notes an operation's outcome: Redis is down after an unavailable error, up after any
+    /// answer.
+    fn record(&self, error: Option<&RedisHubError>) {
+        let down = error.is_some_and(RedisHubError::is_unavailable);
+        if self.inner.down.swap(down, Ordering::Relaxed) != down {
+            if down {
+                tracing::warn!(prefix = %self.inner.prefix, "redis hub: Redis is unreachable");
+            } else {
+                tracing::info!(prefix = %self.inner.prefix, "redis hub: Redis answers again");
+            }
         }
     }
 
@@ -364,11 +476,21 @@ impl Hub for RedisHub {
                 .arg(event.get_event().unwrap_or(""))
                 .arg(u8::from(event.get_data().is_some()))
                 .arg(event.get_data().unwrap_or(""));
-            let (epoch, id): (String, String) = invocation.invoke_async(&mut conn).await?;
+            let (epoch, id): (String, String) = hub.op(invocation.invoke_async(&mut conn)).await?;
             let id = Rid::parse(&id).ok_or_else(|| {
                 redis::RedisError::from((redis::ErrorKind::Parse, "XADD returned an unexpected id"))
             })?;
             Ok(cursor(&epoch, id))
+        }
+    }
+
+    fn available(&self) -> Result<(), RedisHubError> {
+        if self.inner.down.load(Ordering::Relaxed) {
+            Err(RedisHubError {
+                kind: ErrorKind::Down,
+            })
+        } else {
+            Ok(())
         }
     }
 
@@ -435,7 +557,13 @@ async fn start(
     };
     let mut backoff = Duration::from_millis(50);
     loop {
-        match try_start(&hub, &reader, &here, from.as_deref(), phase).await {
+        // Each command is bounded by the connection's response timeout (the hub's timeout);
+        // the replay as a whole is not, as a long one is legitimate.
+        let result = try_start(&hub, &reader, &here, from.as_deref(), phase)
+            .await
+            .map_err(RedisHubError::from);
+        hub.record(result.as_ref().err());
+        match result {
             Ok(start) => return start,
             Err(error) => {
                 tracing::debug!(%error, topic = %reader.topic, "redis hub: replay failed; retrying");
@@ -652,7 +780,7 @@ async fn reader_connection(hub: &RedisHub) -> Result<MultiplexedConnection, redi
     // Blocking reads hold the connection: a dedicated one per topic reader, with a response
     // timeout above the block time so a vanished server is noticed.
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_connection_timeout(Some(hub.inner.timeout))
         .set_response_timeout(Some(hub.inner.block + Duration::from_secs(3)));
     hub.inner
         .client
@@ -667,6 +795,7 @@ async fn run_reader(hub: RedisHub, reader: Arc<Reader>) {
         match read_until_error(&hub, &reader).await {
             Ok(()) => return, // idle: stopped
             Err(error) => {
+                hub.record(Some(&RedisHubError::from(error.clone())));
                 tracing::debug!(%error, topic = %reader.topic, ?backoff, "redis hub: reader reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -685,6 +814,7 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
         .arg(new_epoch())
         .invoke_async(&mut conn)
         .await?;
+    hub.record(None);
     let current = reader.position.borrow().clone();
     match current {
         // First start: live entries begin after the stream's current end.

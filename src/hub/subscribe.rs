@@ -1,8 +1,7 @@
 use super::Hub;
-use crate::last_event_id::LastEventId;
-use http::Request;
+use crate::{last_event_id::LastEventId, Reject};
+use http::{header, HeaderValue, Request, StatusCode};
 use std::{
-    convert::Infallible,
     future::{ready, Ready},
     sync::Arc,
     task::{Context, Poll},
@@ -10,7 +9,9 @@ use std::{
 use tower_service::Service;
 
 /// Service that answers each request with a subscription to one topic of a [`Hub`], starting
-/// after the request's [`LastEventId`] (placed there by the transports).
+/// after the request's [`LastEventId`] (placed there by the transports). While the hub is
+/// known to be down ([`Hub::available`]), it refuses with `503 Service Unavailable` and
+/// `Retry-After: 1` (a [`Reject`], which the transports turn into that response).
 ///
 /// This is the inner service the transports wrap in the common case:
 ///
@@ -43,8 +44,8 @@ impl<H: Hub> Subscribe<H> {
 
 impl<H: Hub, B> Service<Request<B>> for Subscribe<H> {
     type Response = H::Subscription;
-    type Error = Infallible;
-    type Future = Ready<Result<H::Subscription, Infallible>>;
+    type Error = Reject;
+    type Future = Ready<Result<H::Subscription, Reject>>;
 
     #[inline]
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -52,6 +53,14 @@ impl<H: Hub, B> Service<Request<B>> for Subscribe<H> {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if let Err(error) = self.hub.available() {
+            tracing::debug!(%error, "backbone unavailable; refusing the subscription");
+            return ready(Err(Reject::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backbone unavailable; retry",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))));
+        }
         let from = req
             .extensions()
             .get::<LastEventId>()

@@ -6,9 +6,14 @@
 //! | request | transport |
 //! |---|---|
 //! | `GET` with `Upgrade: websocket`, or HTTP/2 `CONNECT` with `:protocol websocket` | [WebSocket](crate::ws) (feature `ws`) |
-//! | `GET` with `Accept: text/event-stream` | [SSE](crate::sse) |
-//! | any other `GET` | [long-poll](crate::long_poll) |
+//! | `GET` whose `Accept` lists `text/event-stream` with a q-value above 0 | [SSE](crate::sse) |
+//! | any other `GET` that accepts `application/json` (no `Accept`, `*/*`, `application/*`, ...) | [long-poll](crate::long_poll) |
+//! | a `GET` whose `Accept` allows neither (for example `text/html` alone, or `text/event-stream;q=0`) | `406 Not Acceptable` |
 //! | any other method | `405 Method Not Allowed` with `Allow: GET` |
+//!
+//! `Accept` is read as RFC 9110 §12.5.1 says: the most specific matching range decides, and
+//! `q=0` means "not acceptable". An HTTP/2 `CONNECT` with another `:protocol` is refused
+//! with `400` by the WebSocket transport.
 //!
 //! Every transport carries the same event ids, and each reads the client's cursor the same way
 //! (`Last-Event-ID` header, else `?lastEventId=`), so a client can move from one transport to

@@ -28,34 +28,111 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The transport for a request, or `None` when its method is not served.
+    /// The transport for a request, or `None` when its method is not served or its `Accept`
+    /// header allows none of the transports.
     pub fn of<B>(req: &Request<B>) -> Option<Self> {
-        #[cfg(feature = "ws")]
-        if crate::ws::is_upgrade_request(req) {
-            return Some(Transport::WebSocket);
-        }
-        if req.method() != Method::GET {
-            return None;
-        }
-        if accepts_event_stream(req.headers()) {
-            Some(Transport::Sse)
-        } else {
-            Some(Transport::LongPoll)
-        }
+        choose(req).ok()
     }
 }
 
-/// Whether an `Accept` header lists `text/event-stream` (parameters ignored).
-fn accepts_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|range| {
-            let media = range.split(';').next().unwrap_or("").trim();
-            media.eq_ignore_ascii_case("text/event-stream")
-        })
+/// Why [`choose`] found no transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoTransport {
+    Method,
+    NotAcceptable,
+}
+
+fn choose<B>(req: &Request<B>) -> Result<Transport, NoTransport> {
+    #[cfg(feature = "ws")]
+    if crate::ws::is_upgrade_request(req) {
+        return Ok(Transport::WebSocket);
+    }
+    if req.method() != Method::GET {
+        return Err(NoTransport::Method);
+    }
+    let accept = Accept(req.headers());
+    if !accept.present() {
+        return Ok(Transport::LongPoll);
+    }
+    // SSE only when asked for by name: `*/*` is what every fetch sends.
+    if accept.quality("text", "event-stream", true) > 0 {
+        Ok(Transport::Sse)
+    } else if accept.quality("application", "json", false) > 0 {
+        Ok(Transport::LongPoll)
+    } else {
+        Err(NoTransport::NotAcceptable)
+    }
+}
+
+/// The `Accept` headers of a request (RFC 9110 §12.5.1).
+struct Accept<'a>(&'a HeaderMap);
+
+impl Accept<'_> {
+    fn present(&self) -> bool {
+        self.0.contains_key(header::ACCEPT)
+    }
+
+    /// The q-value (in thousandths) the most specific matching range gives `type/subtype`; 0
+    /// when no range matches. With `exact`, only a range naming the type itself counts.
+    fn quality(&self, ty: &str, subtype: &str, exact: bool) -> u16 {
+        let mut best: Option<(u8, u16)> = None;
+        let ranges = self
+            .0
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','));
+        for range in ranges {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let Some((t, st)) = media.split_once('/') else {
+                continue;
+            };
+            let (t, st) = (t.trim(), st.trim());
+            let specificity = if t.eq_ignore_ascii_case(ty) && st.eq_ignore_ascii_case(subtype) {
+                3
+            } else if exact {
+                continue;
+            } else if t.eq_ignore_ascii_case(ty) && st == "*" {
+                2
+            } else if t == "*" && st == "*" {
+                1
+            } else {
+                continue;
+            };
+            let mut q = Some(1000);
+            for param in parts {
+                if let Some((name, value)) = param.split_once('=') {
+                    if name.trim().eq_ignore_ascii_case("q") {
+                        q = parse_q(value.trim());
+                    }
+                }
+            }
+            // A malformed q-value makes the range unusable, not acceptable.
+            let Some(q) = q else { continue };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0, |(_, q)| q)
+    }
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
+fn parse_q(value: &str) -> Option<u16> {
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut thousandths: u16 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// Layer that applies [`Negotiate`]. See the [module docs](crate::negotiate).
@@ -172,8 +249,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Some(transport) = Transport::of(&req) else {
-            return ResponseFuture::ready(rejection::method_not_allowed("GET"));
+        let transport = match choose(&req) {
+            Ok(transport) => transport,
+            Err(NoTransport::Method) => {
+                return ResponseFuture::ready(rejection::method_not_allowed("GET"))
+            }
+            Err(NoTransport::NotAcceptable) => {
+                return ResponseFuture::ready(rejection::not_acceptable())
+            }
         };
         req.extensions_mut().insert(transport);
         match transport {
@@ -221,5 +304,37 @@ mod tests {
         assert_eq!(transport(Method::GET, None), Some(Transport::LongPoll));
         assert_eq!(transport(Method::POST, Some("text/event-stream")), None);
         assert_eq!(transport(Method::HEAD, None), None);
+    }
+
+    #[test]
+    fn q_values_decide_and_zero_means_not_acceptable() {
+        let get = |accept: &str| transport(Method::GET, Some(accept));
+        assert_eq!(
+            get("text/event-stream;q=0, application/json"),
+            Some(Transport::LongPoll)
+        );
+        assert_eq!(
+            get("text/event-stream; q=0.000, */*"),
+            Some(Transport::LongPoll)
+        );
+        assert_eq!(get("text/event-stream;q=0.001"), Some(Transport::Sse));
+        assert_eq!(get("text/event-stream;q=0"), None);
+        assert_eq!(get("text/html"), None);
+        assert_eq!(get("application/json;q=0, */*"), None, "most specific wins");
+        assert_eq!(get("application/*"), Some(Transport::LongPoll));
+        assert_eq!(
+            get("text/html,application/xhtml+xml,*/*;q=0.8"),
+            Some(Transport::LongPoll)
+        );
+        assert_eq!(
+            get("text/event-stream;q=2, application/json"),
+            Some(Transport::LongPoll),
+            "a malformed q-value makes its range unusable"
+        );
+        for q in ["1.0001", "1.5", "-0", "0.1x", ""] {
+            assert_eq!(parse_q(q), None, "{q}");
+        }
+        assert_eq!(parse_q("0.5"), Some(500));
+        assert_eq!(parse_q("1.000"), Some(1000));
     }
 }

@@ -6,7 +6,7 @@ use super::{
     service::Config,
     socket::{close_code_for, close_frame, Message, Stream as WsStream},
 };
-use crate::{BoxError, IntoPush, Push};
+use crate::{connection::GuardedIo, BoxError, IntoPush, Push};
 use futures_core::Stream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -56,18 +56,21 @@ pub(crate) async fn run<St>(
         }
     };
     let mut ws = WebSocketStream::from_raw_socket(
-        TokioIo::new(upgraded),
+        GuardedIo::with_stall_timeout(TokioIo::new(upgraded), config.stall_timeout),
         Role::Server,
         Some(config.codec()),
     )
     .await;
     let end = drive(&mut ws, stream, inbound, &config).await;
     if let End::Close(code, reason) = end {
-        // Nothing is sent after Close; wait (bounded) for the peer's Close, then drop.
-        if ws.close(Some(close_frame(code, reason))).await.is_ok() {
-            let drain = async { while let Some(Ok(_)) = ws.next().await {} };
-            let _ = tokio::time::timeout(config.close_timeout, drain).await;
-        }
+        // Nothing is sent after Close; wait for the peer's Close, then drop. The whole
+        // handshake, our write included, is bounded by the close timeout.
+        let handshake = async {
+            if ws.close(Some(close_frame(code, reason))).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        };
+        let _ = tokio::time::timeout(config.close_timeout, handshake).await;
     }
 }
 
@@ -83,6 +86,7 @@ where
 {
     let mut stream = pin!(stream);
     let mut batch = Vec::new();
+    let mut frames = Vec::new();
     let mut inbound = Some(inbound);
     // Set when a Ping is sent and no frame has arrived since; the timer is only polled (and
     // only reset) while it is set.
@@ -125,30 +129,47 @@ where
                 }
             }
             () = poll_fn(|cx| poll_batch(stream.as_mut(), &mut batch, cx)) => {
-                // Every ready item is fed, then one flush. Items became frames as they were
-                // taken, so no item is held across an await.
+                // Items became frames as they were taken, so no item is held across an
+                // await. Every ready frame is fed, then one flush.
+                let mut end = None;
                 for out in batch.drain(..) {
-                    let frame = match out {
-                        Out::Frame(frame) => frame,
+                    match out {
+                        Out::Frame(frame) => frames.push(frame),
                         Out::Ping => {
                             if pong_deadline.is_none() {
                                 let at = Instant::now() + config.pong_timeout;
                                 pong_deadline = Some(at);
                                 deadline.as_mut().reset(at);
                             }
-                            tungstenite::Message::Ping(bytes::Bytes::new())
+                            frames.push(tungstenite::Message::Ping(bytes::Bytes::new()));
                         }
                         Out::End(code, reason) => {
-                            let _ = ws.flush().await;
-                            return End::Close(code, reason);
+                            end = Some(End::Close(code, reason));
+                            break;
                         }
-                    };
-                    if ws.feed(frame).await.is_err() {
-                        return End::Gone;
                     }
                 }
-                if ws.flush().await.is_err() {
+                let write = async {
+                    for frame in frames.drain(..) {
+                        ws.feed(frame).await?;
+                    }
+                    ws.flush().await
+                };
+                // A peer that stops reading blocks the write: the pong deadline still
+                // holds (and the stall deadline of the socket below).
+                let written = tokio::select! {
+                    written = write => written,
+                    () = &mut deadline, if pong_deadline.is_some() => {
+                        tracing::debug!("no pong within the deadline while writing; dropping the websocket");
+                        return End::Gone;
+                    }
+                };
+                if let Err(error) = written {
+                    tracing::debug!(%error, "websocket write failed");
                     return End::Gone;
+                }
+                if let Some(end) = end {
+                    return end;
                 }
             }
             () = &mut deadline, if pong_deadline.is_some() => {

@@ -22,13 +22,17 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// RFC 8441: `CONNECT` with the `:protocol` pseudo-header `websocket`.
+/// RFC 8441: `CONNECT` with a `:protocol` pseudo-header (any protocol: one other than
+/// `websocket` is refused by [`validate`], not routed elsewhere).
 fn is_extended_connect<B>(req: &Request<B>) -> bool {
-    req.method() == Method::CONNECT
-        && req
-            .extensions()
-            .get::<hyper::ext::Protocol>()
-            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+    req.method() == Method::CONNECT && req.extensions().get::<hyper::ext::Protocol>().is_some()
+}
+
+/// Whether an extended CONNECT asks for `websocket`.
+fn is_websocket_protocol<B>(req: &Request<B>) -> bool {
+    req.extensions()
+        .get::<hyper::ext::Protocol>()
+        .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// Whether the request asks for a WebSocket (valid or not): what `Negotiate` routes on.
@@ -53,11 +57,24 @@ pub(crate) fn validate<B>(
 ) -> Result<Handshake, Reject> {
     let h2 = is_extended_connect(req);
     let headers = req.headers();
+    if h2 && !is_websocket_protocol(req) {
+        return Err(Reject::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported :protocol; this endpoint speaks websocket",
+        ));
+    }
     if !h2 && req.method() != Method::GET {
         return Err(
             Reject::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header(header::ALLOW, HeaderValue::from_static("GET")),
         );
+    }
+    // RFC 6455 §4.1: the handshake is an HTTP/1.1 (or later) request; HTTP/1.0 has no upgrade.
+    if !h2 && req.version() < http::Version::HTTP_11 {
+        return Err(Reject::new(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket handshake needs HTTP/1.1",
+        ));
     }
     let h1_upgrade = has_token(headers, header::UPGRADE, "websocket")
         && has_token(headers, header::CONNECTION, "upgrade");
@@ -187,6 +204,29 @@ mod tests {
         assert_eq!(status(v8), StatusCode::UPGRADE_REQUIRED);
         let not_upgrade = Request::get("/").body(()).unwrap();
         assert_eq!(status(not_upgrade), StatusCode::BAD_REQUEST);
+        let http10 = req().version(http::Version::HTTP_10).body(()).unwrap();
+        assert_eq!(status(http10), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn extended_connect_other_than_websocket_is_refused() {
+        let connect = |protocol: &str| {
+            let mut r = Request::builder()
+                .method(Method::CONNECT)
+                .version(http::Version::HTTP_2)
+                .header("sec-websocket-version", "13")
+                .body(())
+                .unwrap();
+            r.extensions_mut()
+                .insert(hyper::ext::Protocol::from(protocol));
+            r
+        };
+        assert!(is_upgrade(&connect("webtransport")));
+        assert_eq!(status(connect("webtransport")), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(connect("websocket")),
+            StatusCode::SWITCHING_PROTOCOLS
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) struct Config {
     pub(crate) read_buffer_size: usize,
     pub(crate) pong_timeout: Duration,
     pub(crate) close_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
     pub(crate) inbound_buffer: usize,
     pub(crate) last_event_id: last_event_id::Config,
 }
@@ -33,6 +34,7 @@ impl Default for Config {
             read_buffer_size: 8 * 1024,
             pong_timeout: super::DEFAULT_PONG_TIMEOUT,
             close_timeout: super::DEFAULT_CLOSE_TIMEOUT,
+            stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
             inbound_buffer: 16,
             last_event_id: last_event_id::Config::default(),
         }
@@ -95,7 +97,8 @@ pub struct WsLayer {
 }
 
 impl WsLayer {
-    /// No subprotocols, 64 KiB messages, a 10 s pong deadline, a 5 s close timeout.
+    /// No subprotocols, 64 KiB messages, a 10 s pong deadline, a 5 s close timeout, a 30 s
+    /// write stall deadline.
     pub fn new() -> Self {
         Self::default()
     }
@@ -144,9 +147,19 @@ impl WsLayer {
         self
     }
 
-    /// How long to wait for the peer's Close after sending ours. Default 5 s.
+    /// How long the closing handshake may take: sending our Close and waiting for the
+    /// peer's. Default 5 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
+        self
+    }
+
+    /// How long a write may make no progress (the peer stopped reading and the socket
+    /// buffers are full) before the connection is dropped. Default 30 s
+    /// ([`DEFAULT_STALL_TIMEOUT`](crate::connection::DEFAULT_STALL_TIMEOUT)); at least 1 ms.
+    /// The pong deadline is also checked while a write waits.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.config.stall_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 

@@ -12,7 +12,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-pub(crate) type Stream = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Stream = WebSocketStream<crate::connection::GuardedIo<TokioIo<Upgraded>>>;
 
 /// A data message received from or sent to a WebSocket client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
 
 use super::{handshake, service::Config, socket::WebSocket, WsLayer};
-use crate::Reject;
+use crate::{connection::GuardedIo, Reject};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -99,12 +99,12 @@ impl WebSocketUpgrade {
         let res = response(&self.handshake);
         let protocol = self.protocol().map(str::to_owned);
         let (on_upgrade, codec) = (self.on_upgrade, self.config.codec());
-        let close_timeout = self.config.close_timeout;
+        let (close_timeout, stall_timeout) = (self.config.close_timeout, self.config.stall_timeout);
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
+                        GuardedIo::with_stall_timeout(TokioIo::new(upgraded), stall_timeout),
                         Role::Server,
                         Some(codec),
                     )

@@ -1,0 +1,250 @@
+//! The hardened serving recipe: a hyper server for push routes whose every wait has a
+//! deadline, and whose shutdown always finishes.
+//!
+//! A push server's connections live for hours, so the server around the routes matters as
+//! much as the routes. [`Server`] is hyper's HTTP/1.1 + HTTP/2 server (WebSocket upgrades and
+//! RFC 8441 extended CONNECT enabled) with these settings:
+//!
+//! | wait | deadline or limit | default |
+//! |---|---|---|
+//! | a client sending its request head | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
+//! | request head size | [`max_headers`](Server::max_headers), [`max_header_bytes`](Server::max_header_bytes) | 64 headers, 16 KiB (`431` / connection closed) |
+//! | a client that stops reading | [`stall_timeout`](Server::stall_timeout) ([`GuardedIo`](crate::connection::GuardedIo)) | 30 s without write progress |
+//! | a dead HTTP/2 peer | HTTP/2 PING every 20 s, 20 s to answer | |
+//! | shutdown | [`grace`](Server::grace), then connections closed by force, then the drain's [close timeout](crate::drain::Drain::close_timeout) | 10 s + 1 s |
+//!
+//! Request *bodies* are the business of the routes that take them: put tower-http's
+//! `RequestBodyTimeoutLayer` and `RequestBodyLimitLayer` (or your framework's body limit) on
+//! them, as `examples/chat.rs` does. Push routes take no body.
+//!
+//! [`Server::run`] serves until its shutdown future completes (for example
+//! [`shutdown_signal`]: SIGTERM or SIGINT), then ends every push stream through the
+//! [`Drain`] (SSE ends, WebSockets get 1012, held polls answer), lets ordinary requests
+//! finish for the rest of the grace period, closes what is left by force, and returns within
+//! `grace + close_timeout`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use tower::{service_fn, ServiceBuilder};
+//! use tower_push::{drain::Drain, negotiate::NegotiateLayer, serve::{self, Server}, Event};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! let drain = Drain::new();
+//! let endpoint = ServiceBuilder::new()
+//!     .layer(NegotiateLayer::new())
+//!     .layer(drain.layer())
+//!     .service(service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+//!         Ok::<_, Infallible>(tokio_stream::pending::<Event>())
+//!     }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let report = Server::new(&drain)
+//!     .run(listener, endpoint, serve::shutdown_signal())
+//!     .await;
+//! println!("{report:?}");
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::{connection::ConnectionGuard, drain::Drain, BoxError};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use std::{future::Future, pin::pin, time::Duration};
+use tokio::{net::TcpListener, time::Instant};
+use tower_service::Service;
+
+/// Serves a tower service with the hardened settings. See the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Server {
+    drain: Drain,
+    stall_timeout: Duration,
+    header_read_timeout: Duration,
+    max_headers: usize,
+    max_header_bytes: usize,
+    grace: Duration,
+}
+
+/// What a [`Server::run`] left behind when it returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shutdown {
+    /// Push streams still open when the drain gave up (0 when all ended).
+    pub streams: usize,
+    /// Connections still open when the close timeout ran out (0 when all closed).
+    pub connections: usize,
+    /// How long the shutdown took, from the signal.
+    pub took: Duration,
+}
+
+impl Server {
+    /// The default settings (see the [module docs](self)), with `drain` ending the push
+    /// streams and closing the connections at shutdown. Put `drain.layer()` on the push routes.
+    pub fn new(drain: &Drain) -> Self {
+        Self {
+            drain: drain.clone(),
+            stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
+            header_read_timeout: Duration::from_secs(10),
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    /// How long a write may make no progress before the connection is closed. Default 30 s.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request head (HTTP/1.1) before the connection is
+    /// closed. Default 10 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The most header fields in a request (HTTP/1.1). Default 64.
+    pub fn max_headers(mut self, headers: usize) -> Self {
+        self.max_headers = headers;
+        self
+    }
+
+    /// The largest request head, in bytes (HTTP/1.1 read buffer and HTTP/2 header list).
+    /// Default 16 KiB; at least 8 KiB (hyper's minimum).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes.max(8192);
+        self
+    }
+
+    /// How long, after the shutdown signal, streams and ordinary requests may take to finish
+    /// before the connections are closed by force. Default 10 s.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The hyper builder with these settings.
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_headers(self.max_headers)
+            .max_buf_size(self.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        builder
+    }
+
+    /// Serves `service` on `listener` until `signal` completes, then shuts down (see the
+    /// [module docs](self)) and reports what was left. Returns within `grace +
+    /// close_timeout` of the signal.
+    pub async fn run<S, B>(
+        self,
+        listener: TcpListener,
+        service: S,
+        signal: impl Future<Output = ()>,
+    ) -> Shutdown
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let builder = self.builder();
+        let guard = ConnectionGuard::new()
+            .stall_timeout(self.stall_timeout)
+            .drain(&self.drain);
+        let graceful = GracefulShutdown::new();
+        let mut signal = pin!(signal);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut signal => break,
+            };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // Out of file descriptors, most likely: let connections close first.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let conn = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(guard.wrap(tcp)),
+                    TowerToHyperService::new(service.clone()),
+                )
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        let started = Instant::now();
+        tracing::info!("shutting down: ending push streams");
+        // Streams end and connections stop taking requests at once; both get the grace.
+        let (streams, finished) = tokio::join!(
+            self.drain.shutdown(self.grace),
+            tokio::time::timeout(self.grace, graceful.shutdown())
+        );
+        if finished.is_err() {
+            self.drain.close_connections();
+        }
+        let connections = self
+            .drain
+            .wait_connections(self.drain.get_close_timeout())
+            .await;
+        let took = started.elapsed();
+        tracing::info!(streams, connections, ?took, "shut down");
+        Shutdown {
+            streams,
+            connections,
+            took,
+        }
+    }
+}
+
+/// Completes on SIGTERM (what container orchestrators send) or SIGINT (Ctrl-C); on platforms
+/// without Unix signals, on Ctrl-C.
+///
+/// # Panics
+///
+/// When the signal handlers cannot be installed (outside a tokio runtime with signals).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
