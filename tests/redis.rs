@@ -23,7 +23,7 @@ use std::{
 };
 use support::{hub_suite, *};
 use tokio_stream::StreamExt as _;
-use tower::ServiceBuilder;
+use tower::{Layer as _, ServiceBuilder};
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Binding, Key, RedisTicketStore, Tickets},
     hub::{Hub, RedisHub, Subscribe},
@@ -396,13 +396,14 @@ async fn restart(persistent: bool) -> Vec<Push> {
     }
 
     redis.stop();
+    let publish = tokio::time::timeout(
+        Duration::from_secs(5),
+        hub.publish("room", Event::new().data("x")),
+    )
+    .await
+    .expect("publishing to a stopped Redis returns, it does not hang");
     assert!(
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            hub.publish("room", Event::new().data("x"))
-        )
-        .await
-        .map_or(true, |r| r.is_err()),
+        publish.is_err_and(|e| e.is_unavailable()),
         "publishing to a stopped Redis is an error"
     );
     // Heartbeats keep flowing while Redis is down.
@@ -468,4 +469,89 @@ async fn connecting_to_no_redis_is_an_error() {
     .await;
     assert!(matches!(result, Ok(Err(_))), "a clear error, not a hang");
     let _ = Request::get("/").body(()).unwrap();
+}
+
+/// While Redis is down, a publish, a new subscription and a ticket redemption each fail
+/// within the hub's timeout (the endpoint answers `503` with `Retry-After`), and everything
+/// recovers by itself when Redis returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_fast_then_recovers() {
+    use tower_push::auth_ticket::TicketStore as _;
+    let mut redis = OwnRedis::start(false);
+    let timeout = Duration::from_millis(500);
+    let hub = RedisHub::builder(&redis.url(), &prefix())
+        .block(Duration::from_millis(200))
+        .timeout(timeout)
+        .connect()
+        .await
+        .expect("Redis answers");
+    let store = RedisTicketStore::new(&hub);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let addr = serve(NegotiateLayer::new().layer(Subscribe::new(hub.clone(), "room"))).await;
+    let client = h1();
+    let poll = || async {
+        let res = within(client.request(get(addr, "/").body(Empty::<Bytes>::new()).unwrap()))
+            .await
+            .unwrap();
+        let retry_after = res.headers().get("retry-after").cloned();
+        (res.status(), retry_after)
+    };
+    assert_eq!(poll().await.0, StatusCode::OK);
+    hub.publish("room", Event::new().data("up")).await.unwrap();
+
+    redis.stop();
+    // Each bound is the timeout plus scheduling slack; a hang or the old ~9.5 s retry loop
+    // fails it.
+    let bound = timeout + Duration::from_millis(1500);
+    let started = tokio::time::Instant::now();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        hub.publish("room", Event::new().data("down")),
+    )
+    .await
+    .expect("publish returned")
+    .unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+    assert!(
+        started.elapsed() < bound,
+        "publish failed after {:?}",
+        started.elapsed()
+    );
+
+    let started = tokio::time::Instant::now();
+    let (status, retry_after) = poll().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.unwrap(), "1");
+    assert!(
+        started.elapsed() < bound,
+        "refused after {:?}",
+        started.elapsed()
+    );
+
+    let started = tokio::time::Instant::now();
+    let redeemed = tokio::time::timeout(Duration::from_secs(10), store.redeem([7; 16], expires))
+        .await
+        .expect("redeem returned");
+    assert!(
+        redeemed.is_err(),
+        "an unreachable store is an error, not a yes or no"
+    );
+    assert!(
+        started.elapsed() < bound,
+        "redeem failed after {:?}",
+        started.elapsed()
+    );
+
+    redis.spawn();
+    publish_retrying(&hub, "back".into()).await;
+    assert_eq!(
+        poll().await.0,
+        StatusCode::OK,
+        "subscriptions are served again"
+    );
+    assert!(store.redeem([8; 16], expires).await.unwrap());
 }
