@@ -452,6 +452,12 @@ async fn ten_thousand_mutated_tickets_are_all_refused() {
                         t[at] = c;
                     }
                 }
+                // A later flip can restore an earlier one: then flip once more, so every
+                // case is a real mutation.
+                if t == valid.as_bytes() {
+                    let at = rng.below(t.len());
+                    t[at] = if t[at] == b'A' { b'B' } else { b'A' };
+                }
             }
             1 => t.truncate(rng.below(t.len())),
             2 => {
@@ -472,6 +478,7 @@ async fn ten_thousand_mutated_tickets_are_all_refused() {
                     .collect()
             }
         }
+        assert_ne!(t, valid.as_bytes(), "mutation {i} is a mutation");
         let t: String = t.into_iter().map(char::from).collect();
         let encoded = percent_encoding::utf8_percent_encode(&t, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
@@ -487,6 +494,11 @@ async fn ten_thousand_mutated_tickets_are_all_refused() {
         refused += 1;
     }
     assert_eq!(refused, 10_000);
+    // The ticket they were made from is admitted: the refusals were for the mutations.
+    let req = Request::get(format!("/events?ticket={valid}"))
+        .body(())
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -505,6 +517,16 @@ async fn memory_store_stays_bounded_under_a_stream_of_redemptions() {
             nonce[..8].copy_from_slice(&second.to_be_bytes());
             nonce[8..].copy_from_slice(&i.to_be_bytes());
             assert!(store.redeem(nonce, 1_000 + second + 35).await.unwrap());
+        }
+        // A nonce redeemed a second ago (still unexpired) is refused the second time.
+        if second > 0 {
+            let mut nonce = [0u8; 16];
+            nonce[..8].copy_from_slice(&(second - 1).to_be_bytes());
+            nonce[8..].copy_from_slice(&7u64.to_be_bytes());
+            assert!(
+                !store.redeem(nonce, 1_000 + second + 34).await.unwrap(),
+                "a nonce is redeemed once"
+            );
         }
         max = max.max(store.len());
     }

@@ -117,9 +117,42 @@ async fn hold_timeout_answers_an_empty_batch_with_the_same_cursor() {
     .await;
     let client = h1();
     let cursor = poll(&client, addr, None).await.cursor.unwrap();
+    let started = tokio::time::Instant::now();
     let batch = poll(&client, addr, Some(&cursor)).await;
+    // The poll was held for the configured time (it cannot answer early without an event).
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "answered after {:?}, before the 200 ms hold",
+        started.elapsed()
+    );
     assert!(batch.events.is_empty());
     assert_eq!(batch.cursor.as_deref(), Some(cursor.as_str()));
+}
+
+/// The hold timeout by its effect: an event published while the poll is held (after 100 ms
+/// of a 2 s hold) is answered at once, and a poll held without events answers at the timeout.
+#[tokio::test]
+async fn a_held_poll_answers_the_first_event_published_while_it_waits() {
+    let hub = MemoryHub::new();
+    let addr = app_with(&hub, LongPollLayer::new().timeout(Duration::from_secs(2))).await;
+    let client = h1();
+    let cursor = poll(&client, addr, None).await.cursor.unwrap();
+    let publisher = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            hub.publish_now("room", msg("while held"))
+        })
+    };
+    let batch = poll(&client, addr, Some(&cursor)).await;
+    let published = publisher.await.unwrap();
+    assert_eq!(
+        batch.events.len(),
+        1,
+        "held until the event came: {batch:?}"
+    );
+    assert_eq!(batch.events[0].data.as_deref(), Some("while held"));
+    assert_eq!(batch.cursor.as_deref(), Some(published.as_str()));
 }
 
 #[tokio::test]

@@ -388,6 +388,45 @@ async fn stream_end_closes_with_1000_and_client_pings_are_answered() {
     assert_eq!(CloseCode::from(code), CloseCode::Normal);
 }
 
+/// A peer that answers every Ping (tungstenite answers while it reads) stays connected long
+/// past the pong deadline: every frame it sends clears the deadline.
+#[tokio::test]
+async fn a_peer_that_answers_pings_outlives_the_pong_deadline() {
+    let hub = MemoryHub::new();
+    let pong = Duration::from_millis(300);
+    let addr = app(
+        &hub,
+        WsLayer::new().pong_timeout(pong),
+        Duration::from_millis(50),
+    )
+    .await;
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < pong * 5 {
+        match within(ws.next()).await {
+            Some(Ok(tungstenite::Message::Ping(_))) => pings += 1,
+            Some(Ok(tungstenite::Message::Text(_))) => {}
+            other => panic!(
+                "the connection ended after {:?}: {other:?}",
+                started.elapsed()
+            ),
+        }
+    }
+    assert!(pings >= 5, "heartbeat pings arrived: {pings}");
+    hub.publish_now("room", Event::new().data("still here"));
+    let text = loop {
+        match within(ws.next()).await.unwrap().unwrap() {
+            tungstenite::Message::Text(t) => break t,
+            tungstenite::Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(text.as_str().contains("still here"), "{text}");
+}
+
 /// A peer that never answers Pings is dropped after the deadline, and its stream freed.
 #[tokio::test]
 async fn missing_pong_closes_the_connection_and_frees_the_stream() {
