@@ -1,4 +1,6 @@
-//! Server CPU per delivered event: long-poll vs SSE, both tower-push, 1,000 clients each.
+//! Server CPU per delivered event: long-poll vs SSE, both tower-push, 1,000 clients each; and
+//! SSE with every connection wrapped in `connection::GuardedIo` (the write-stall deadline and
+//! forced close) vs without.
 //!
 //! The server runs in a child process (this binary, re-executed with `TP_BENCH_SERVER=1`) so
 //! its CPU time (user + system, from `/proc/<pid>/stat`) is measured apart from the clients'.
@@ -33,6 +35,8 @@ use std::{
 };
 use tower::{service_fn, ServiceExt};
 use tower_push::{
+    connection::ConnectionGuard,
+    drain::Drain,
     hub::{MemoryHub, Subscribe},
     negotiate::Negotiate,
     Event,
@@ -62,7 +66,7 @@ fn main() {
         std::env::set_var("TP_GAP_MS", gap.to_string());
         println!("{CLIENTS} clients, {events} events {gap} ms apart:");
         let mut results = Vec::new();
-        for transport in ["sse", "long-poll"] {
+        for transport in ["sse", "long-poll", "sse+guard"] {
             let (cpu, requests, elapsed) = run(transport);
             let deliveries = (CLIENTS * events) as f64;
             let per_event_us = cpu.as_secs_f64() * 1e6 / deliveries;
@@ -76,6 +80,10 @@ fn main() {
         println!(
             "  long-poll / SSE server CPU per delivered event: {:.2}x",
             results[1] / results[0]
+        );
+        println!(
+            "  SSE through GuardedIo / SSE: {:.3}x",
+            results[2] / results[0]
         );
     }
 }
@@ -121,14 +129,30 @@ fn server() {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
+        let drain = Drain::new();
+        let guard = std::env::var_os("TP_GUARD")
+            .is_some()
+            .then(|| ConnectionGuard::new().drain(&drain));
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let svc = TowerToHyperService::new(app.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+            match &guard {
+                Some(guard) => {
+                    let io = TokioIo::new(guard.wrap(stream));
+                    tokio::spawn(async move {
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, svc)
+                            .await;
+                    });
+                }
+                None => {
+                    tokio::spawn(async move {
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            }
         }
     })
 }
@@ -136,11 +160,16 @@ fn server() {
 // ---- clients (parent process) ----
 
 fn run(transport: &str) -> (Duration, usize, Duration) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("TP_BENCH_SERVER", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env("TP_BENCH_SERVER", "1").stdout(Stdio::piped());
+    let transport = match transport {
+        "sse+guard" => {
+            command.env("TP_GUARD", "1");
+            "sse"
+        }
+        other => other,
+    };
+    let mut child = command.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

@@ -18,10 +18,16 @@
 //!   WebSocket when it is an upgrade, SSE when `Accept: text/event-stream`, long-poll JSON
 //!   otherwise; `401` without a valid ticket; a request from a foreign `Origin` - `403`.
 //! * `POST /api/messages` with JSON `{"user":"alice","text":"hi"}` - `202`; empty or over-long
-//!   (over 1,000 characters) text - `400`. On a WebSocket the client may instead send
-//!   `{"text":"hi"}` (the user is the ticket's principal).
+//!   (over 1,000 characters) text - `400`; the backbone unreachable - `503` with
+//!   `Retry-After`. On a WebSocket the client may instead send `{"text":"hi"}` (the user is
+//!   the ticket's principal).
+//! * API request bodies over 4 KiB - `413`; an API request not complete within 10 s (a body
+//!   sent too slowly) - `408`.
 //! * Each chat message reaches every subscriber as an event named `message` whose data is
 //!   JSON `{"user":...,"text":...}` and whose id is its cursor.
+//! * SIGTERM or Ctrl-C: SSE streams end, WebSockets close with 1012, held polls answer with
+//!   their cursor (clients come back, elsewhere or after the restart, and resume); the
+//!   process exits 0 within 11 s whatever the clients do.
 
 use axum::{
     extract::State,
@@ -60,8 +66,8 @@ const MAX_TEXT: usize = 1000;
 const MAX_USER: usize = 64;
 /// The largest API request body, in bytes.
 const MAX_BODY: usize = 4 * 1024;
-/// How long an API request body may pause between chunks.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an API request (its body included) may take.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct Chat<H> {
@@ -220,15 +226,17 @@ fn app<H: Hub, St: TicketStore>(
         .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
         .service(room(hub.clone()));
-    // The API takes small JSON bodies: at most 4 KiB each, and a client that stops sending
-    // one mid-way is answered (and its connection freed) after 10 s.
+    // The API takes small JSON bodies: at most 4 KiB each, and a request still unanswered
+    // after 10 s (a client that stops sending its body mid-way) gets `408`, which frees its
+    // connection. (Never on the push route: it would cut streams.)
     let api = Router::new()
         .route("/api/ticket", post(mint::<H>))
         .route("/api/messages", post(post_message::<H>))
         .layer(
             ServiceBuilder::new()
-                .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-                    BODY_TIMEOUT,
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    API_TIMEOUT,
                 ))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY)),
         );
@@ -724,7 +732,7 @@ mod tests {
         let started = std::time::Instant::now();
         let mut answer = Vec::new();
         let mut buf = [0u8; 1024];
-        tokio::time::timeout(BODY_TIMEOUT + Duration::from_secs(5), async {
+        tokio::time::timeout(API_TIMEOUT + Duration::from_secs(5), async {
             while !answer.windows(2).any(|w| w == b"\r\n") {
                 let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
                     .await
@@ -739,13 +747,13 @@ mod tests {
         .expect("the stalled body was answered");
         let answer = String::from_utf8_lossy(&answer);
         assert!(
-            started.elapsed() >= BODY_TIMEOUT - Duration::from_millis(500),
+            started.elapsed() >= API_TIMEOUT - Duration::from_millis(500),
             "answered after {:?}",
             started.elapsed()
         );
         assert!(
-            answer.starts_with("HTTP/1.1 4"),
-            "a 4xx for the stalled body: {answer}"
+            answer.starts_with("HTTP/1.1 408"),
+            "408 for the stalled body: {answer}"
         );
     }
 

@@ -23,7 +23,7 @@
 //! Reads have no deadline here: a push connection's request side is legitimately silent for
 //! hours. Deadlines for reading request heads and bodies belong to the HTTP server
 //! (`header_read_timeout`) and to the routes that take bodies (for example tower-http's
-//! `RequestBodyTimeoutLayer`); see [`serve`](crate::serve).
+//! `TimeoutLayer`, answering `408`); see [`serve`](crate::serve).
 //!
 //! HTTP/2 flow control bounds what one HTTP/2 stream can queue (its window), so a stalled
 //! HTTP/2 stream holds at most its window of memory; the write deadline applies to the
@@ -157,6 +157,7 @@ impl<T> fmt::Debug for GuardedIo<T> {
 impl<T> GuardedIo<T> {
     /// A guarded IO with the given stall deadline and no drain (what the WebSocket driver
     /// uses inside the upgraded connection).
+    #[cfg(any(feature = "ws", test))]
     pub(crate) fn with_stall_timeout(io: T, stall_timeout: Duration) -> Self {
         ConnectionGuard::new().stall_timeout(stall_timeout).wrap(io)
     }

@@ -109,8 +109,6 @@ pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
     }
 }
 
-#[cfg(feature = "negotiate")]
-/// `405 Method Not Allowed` with the `Allow` header.
 /// `406 Not Acceptable`: the request's `Accept` allows no transport.
 #[cfg(feature = "negotiate")]
 pub(crate) fn not_acceptable() -> Response<Bytes> {
@@ -122,6 +120,8 @@ pub(crate) fn not_acceptable() -> Response<Bytes> {
     )
 }
 
+/// `405 Method Not Allowed` with the `Allow` header.
+#[cfg(feature = "negotiate")]
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
     let mut res = text(
         StatusCode::METHOD_NOT_ALLOWED,

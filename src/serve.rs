@@ -14,8 +14,9 @@
 //! | shutdown | [`grace`](Server::grace), then connections closed by force, then the drain's [close timeout](crate::drain::Drain::close_timeout) | 10 s + 1 s |
 //!
 //! Request *bodies* are the business of the routes that take them: put tower-http's
-//! `RequestBodyTimeoutLayer` and `RequestBodyLimitLayer` (or your framework's body limit) on
-//! them, as `examples/chat.rs` does. Push routes take no body.
+//! `TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, ..)` and
+//! `RequestBodyLimitLayer` (or your framework's body limit) on them, as `examples/chat.rs`
+//! does. Push routes take no body, and a timeout around them would cut their streams.
 //!
 //! [`Server::run`] serves until its shutdown future completes (for example
 //! [`shutdown_signal`]: SIGTERM or SIGINT), then ends every push stream through the
