@@ -554,6 +554,37 @@ mod tests {
         json["ticket"].as_str().unwrap().to_owned()
     }
 
+    /// A long-poll without a cursor (with a fresh ticket): answers `200` at once with the
+    /// current cursor.
+    async fn poll_cursor(client: &HttpClient, addr: SocketAddr) -> String {
+        let path = format!(
+            "http://{addr}/api/events?ticket={}",
+            ticket(client, addr).await
+        );
+        let req = http::Request::get(path)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, _, body) = request(client, req).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Opens an SSE response with `ticket`.
+    async fn open_sse(addr: SocketAddr, ticket: &str) -> http::Response<hyper::body::Incoming> {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let req = http::Request::get(format!("http://{addr}/api/events?ticket={ticket}"))
+            .header("accept", "text/event-stream")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), client.request(req))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn http_contract_over_every_transport() {
         let server = Server::start(memory_app, false).await;
@@ -611,32 +642,9 @@ mod tests {
         }
 
         // Long-poll: the cursor, then a message.
-        let (status, _, body) = request(
-            &client,
-            get(format!(
-                "/api/events?ticket={}",
-                ticket(&client, addr).await
-            )),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
-        let cursor = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let cursor = poll_cursor(&client, addr).await;
         // SSE and WebSocket, open before the message is posted.
-        let sse_req = http::Request::get(format!(
-            "http://{addr}/api/events?ticket={}",
-            ticket(&client, addr).await
-        ))
-        .header("accept", "text/event-stream")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-        let sse_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let sse = tokio::time::timeout(Duration::from_secs(10), sse_client.request(sse_req))
-            .await
-            .unwrap()
-            .unwrap();
+        let sse = open_sse(addr, &ticket(&client, addr).await).await;
         assert_eq!(sse.headers()["content-type"], "text/event-stream");
         let (mut ws, _) = tokio_tungstenite::connect_async(format!(
             "ws://{addr}/api/events?ticket={}",
@@ -800,19 +808,9 @@ mod tests {
         .unwrap();
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
-        let sse_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let sse_req = http::Request::get(format!(
-            "http://{addr}/api/events?ticket={}",
-            ticket(&client, addr).await
-        ))
-        .header("accept", "text/event-stream")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-        let sse = tokio::time::timeout(Duration::from_secs(10), sse_client.request(sse_req))
+        let mut sse = open_sse(addr, &ticket(&client, addr).await)
             .await
-            .unwrap()
-            .unwrap();
-        let mut sse = sse.into_body();
+            .into_body();
         tokio::time::timeout(Duration::from_secs(10), sse.frame())
             .await
             .unwrap()
@@ -830,18 +828,7 @@ mod tests {
                 .body(Full::new(Bytes::new()))
                 .unwrap()
         };
-        let (_, _, body) = request(
-            &client,
-            get(format!(
-                "/api/events?ticket={}",
-                ticket(&client, addr).await
-            )),
-        )
-        .await;
-        let cursor = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let cursor = poll_cursor(&client, addr).await;
         let held = get(format!(
             "/api/events?ticket={}&lastEventId={cursor}",
             ticket(&client, addr).await

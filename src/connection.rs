@@ -35,15 +35,16 @@
 //! use std::time::Duration;
 //! use tower_push::connection::ConnectionGuard;
 //!
-//! # async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-//! let guard = ConnectionGuard::new().stall_timeout(Duration::from_secs(20));
-//! loop {
-//!     let (tcp, _) = listener.accept().await?;
-//!     let io = hyper_util::rt::TokioIo::new(guard.wrap(tcp));
-//!     // hand `io` to hyper's `serve_connection_with_upgrades`
-//!     # let _ = io;
+//! async fn accept_loop(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+//!     let guard = ConnectionGuard::new().stall_timeout(Duration::from_secs(20));
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         let io = hyper_util::rt::TokioIo::new(guard.wrap(tcp));
+//!         // hand `io` to hyper's `serve_connection_with_upgrades`
+//!         # let _ = io;
+//!     }
 //! }
-//! # }
+//! # let _ = accept_loop;
 //! ```
 
 use std::{
