@@ -9,6 +9,37 @@ use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{net::SocketAddr, time::Duration};
 
+/// Serves the example's `app` on 127.0.0.1:0 (ticking every 20 ms) and runs
+/// [`every_transport`] against it.
+pub(crate) async fn serve_and_check<S, ResBody>(
+    app: impl FnOnce(
+            tower_push::hub::MemoryHub,
+            tower_push::auth_ticket::Tickets,
+            &[String],
+            &tower_push::drain::Drain,
+        ) -> S
+        + Send
+        + 'static,
+    hello: &str,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower_push::BoxError>,
+    ResBody: http_body::Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<tower_push::BoxError>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(super::common::serve(
+        listener,
+        Duration::from_millis(20),
+        app,
+        std::future::pending(),
+    ));
+    every_transport(addr, hello).await;
+}
+
 async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await

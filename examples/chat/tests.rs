@@ -1,0 +1,578 @@
+//! The chat's tests: its public HTTP contract over every transport, API limits, SIGTERM in a
+//! real process, two instances over Redis, and two real browsers.
+
+use super::*;
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use std::sync::{Arc, Mutex};
+use tokio::{io::AsyncBufReadExt as _, io::AsyncWriteExt as _, task::AbortHandle};
+
+/// Serves `app` on 127.0.0.1:0 and keeps the connection tasks, so a test can drop them.
+struct Server {
+    addr: SocketAddr,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Server {
+    async fn start(build: impl FnOnce(&[String]) -> Router, refuse_websocket: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = build(&origins_for(addr));
+        let connections = Arc::new(Mutex::new(Vec::<AbortHandle>::new()));
+        let tracked = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let router = router.clone();
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let router = router.clone();
+                    async move {
+                        if refuse_websocket && req.headers().get("upgrade").is_some() {
+                            return Ok::<_, Infallible>(
+                                (StatusCode::FORBIDDEN, "no websockets here").into_response(),
+                            );
+                        }
+                        tower::ServiceExt::oneshot(router, req).await
+                    }
+                });
+                let task = tokio::spawn(async move {
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder.http2().enable_connect_protocol();
+                    let _ = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(svc),
+                        )
+                        .await;
+                });
+                tracked.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { addr, connections }
+    }
+
+    /// Drops every connection (and the WebSocket tasks with them go when their streams end).
+    fn drop_connections(&self) {
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+fn memory_app(origins: &[String]) -> Router {
+    app(
+        MemoryHub::new(),
+        tickets(),
+        MemoryTicketStore::new(),
+        origins,
+        &Drain::new(),
+    )
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn request(
+    client: &HttpClient,
+    req: http::Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+fn post(addr: SocketAddr, path: &str, json: &str) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json.to_owned())))
+        .unwrap()
+}
+
+async fn ticket(client: &HttpClient, addr: SocketAddr) -> String {
+    let (status, _, body) = request(client, post(addr, "/api/ticket", r#"{"user":"alice"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json["expires_in"].as_u64().unwrap() > 0);
+    json["ticket"].as_str().unwrap().to_owned()
+}
+
+/// A long-poll without a cursor (with a fresh ticket): answers `200` at once with the
+/// current cursor.
+async fn poll_cursor(client: &HttpClient, addr: SocketAddr) -> String {
+    let path = format!(
+        "http://{addr}/api/events?ticket={}",
+        ticket(client, addr).await
+    );
+    let req = http::Request::get(path)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = request(client, req).await;
+    assert_eq!(status, StatusCode::OK);
+    serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Opens an SSE response with `ticket`.
+async fn open_sse(addr: SocketAddr, ticket: &str) -> http::Response<hyper::body::Incoming> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let req = http::Request::get(format!("http://{addr}/api/events?ticket={ticket}"))
+        .header("accept", "text/event-stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http_contract_over_every_transport() {
+    let server = Server::start(memory_app, false).await;
+    let addr = server.addr;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let get = |path: String| {
+        http::Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+
+    let (status, headers, body) = request(&client, get("/".into())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = String::from_utf8_lossy(&body);
+    assert!(
+        page.contains("/tower-push.js") && !page.contains("https://"),
+        "no CDN"
+    );
+    let (status, _, body) = request(&client, get("/tower-push.js".into())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("TowerPush"));
+
+    for bad in [r#"{}"#, r#"{"user":""}"#, r#"{"user":"   "}"#, "not json"] {
+        assert_eq!(
+            request(&client, post(addr, "/api/ticket", bad)).await.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        request(&client, get("/api/events".into())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let t = ticket(&client, addr).await;
+    let foreign = http::Request::get(format!("http://{addr}/api/events?ticket={t}"))
+        .header("origin", "http://evil.example")
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(request(&client, foreign).await.0, StatusCode::FORBIDDEN);
+    let long = format!(r#"{{"user":"alice","text":"{}"}}"#, "x".repeat(1001));
+    for bad in [
+        r#"{"user":"alice","text":""}"#,
+        long.as_str(),
+        r#"{"text":"no user"}"#,
+    ] {
+        assert_eq!(
+            request(&client, post(addr, "/api/messages", bad)).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    // Long-poll: the cursor, then a message.
+    let cursor = poll_cursor(&client, addr).await;
+    // SSE and WebSocket, open before the message is posted.
+    let sse = open_sse(addr, &ticket(&client, addr).await).await;
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/events?ticket={}",
+        ticket(&client, addr).await
+    ))
+    .await
+    .unwrap();
+    ws.next().await.unwrap().unwrap(); // position
+
+    assert_eq!(
+        request(
+            &client,
+            post(addr, "/api/messages", r#"{"user":"alice","text":"hi"}"#)
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"text":"over the socket"}"#.into(),
+    ))
+    .await
+    .unwrap();
+
+    let (status, _, body) = request(
+        &client,
+        get(format!(
+            "/api/events?ticket={}&lastEventId={cursor}",
+            ticket(&client, addr).await
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let first = &batch["events"][0];
+    assert_eq!(first["event"], "message");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(first["data"].as_str().unwrap()).unwrap(),
+        serde_json::json!({"user":"alice","text":"hi"})
+    );
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    let mut seen = Vec::new();
+    let mut body = sse.into_body();
+    while !String::from_utf8_lossy(&seen).contains("over the socket") {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.extend_from_slice(&frame.into_data().unwrap());
+    }
+    let seen = String::from_utf8(seen).unwrap();
+    assert!(
+        seen.contains("event: position"),
+        "the cursor is visible to the browser client"
+    );
+    assert!(seen.contains(&format!(
+        "id: {id}\nevent: message\ndata: {{\"user\":\"alice\",\"text\":\"hi\"}}"
+    )));
+
+    let frame = loop {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = ws.next().await.unwrap().unwrap()
+        {
+            break serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap();
+        }
+    };
+    assert_eq!(frame["id"], id.as_str());
+    drop(server);
+}
+
+/// The API's bodies are bounded in size (413) and in time: a body that stops half-way is
+/// answered after the body timeout instead of holding the connection.
+#[tokio::test]
+async fn api_bodies_are_limited_in_size_and_time() {
+    let server = Server::start(memory_app, false).await;
+    let addr = server.addr;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let big = format!(r#"{{"user":"alice","text":"{}"}}"#, "x".repeat(MAX_BODY));
+    assert_eq!(
+        request(&client, post(addr, "/api/messages", &big)).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"POST /api/messages HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{\"user\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(API_TIMEOUT + Duration::from_secs(5), async {
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the stalled body was answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        started.elapsed() >= API_TIMEOUT - Duration::from_millis(500),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "408 for the stalled body: {answer}"
+    );
+}
+
+/// The child process of `sigterm_drains_every_transport_and_exits_0`: serves the chat
+/// exactly as `main` does (the same `run`, signal handling included) until SIGTERM. Run
+/// by that test only, hence ignored.
+#[tokio::test]
+#[ignore = "the child process of sigterm_drains_every_transport_and_exits_0"]
+async fn serve_as_main_until_sigterm() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    run(listener).await;
+}
+
+/// SIGTERM (what orchestrators send) drains every transport with its goodbye, in a real
+/// process running the chat's `run`: the SSE body ends cleanly, the WebSocket gets 1012, a
+/// held poll is answered with its cursor, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_every_transport_and_exits_0() {
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::serve_as_main_until_sigterm",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            // libtest prints the test's name on the same line.
+            if let Some((_, rest)) = line.split_once("chat on http://") {
+                return rest.split(' ').next().unwrap().parse().unwrap();
+            }
+        }
+        panic!("the chat never said where it listens");
+    })
+    .await
+    .unwrap();
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let mut sse = open_sse(addr, &ticket(&client, addr).await)
+        .await
+        .into_body();
+    tokio::time::timeout(Duration::from_secs(10), sse.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap(); // the priming event
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/events?ticket={}",
+        ticket(&client, addr).await
+    ))
+    .await
+    .unwrap();
+    ws.next().await.unwrap().unwrap(); // position
+    let get = |path: String| {
+        http::Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let cursor = poll_cursor(&client, addr).await;
+    let held = get(format!(
+        "/api/events?ticket={}&lastEventId={cursor}",
+        ticket(&client, addr).await
+    ));
+    let poll = tokio::spawn({
+        let client = client.clone();
+        async move { request(&client, held).await }
+    });
+    // Let the poll reach the server and be held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll is held");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // SSE: the body ends cleanly (the final chunk), not cut.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = sse.frame().await {
+            frame.expect("the SSE body ends cleanly, not with an error");
+        }
+    })
+    .await
+    .expect("the SSE body ended");
+    // WebSocket: Close 1012 (service restart).
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                    break u16::from(frame.code)
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1012);
+    // Long-poll: answered at once with its cursor.
+    let (status, _, body) = poll.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["cursor"], cursor.as_str());
+
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the process exits after the drain")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// With the Redis backbone, two instances share one room: a message posted on A reaches
+/// a long-poll on B, and a ticket minted on A is refused on B after A redeemed it.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_instances_share_one_room_over_redis() {
+    use tower_push::{auth_ticket::RedisTicketStore, hub::RedisHub};
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!(
+        "tower-push-chat-test:{}:{:?}",
+        std::process::id(),
+        std::time::Instant::now()
+    );
+    let tickets = Tickets::new(Key::new(1, b"shared by both chat instances!!!"));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let hub = RedisHub::connect(&url, &prefix)
+            .await
+            .expect("Redis answers");
+        let (tickets, store) = (tickets.clone(), RedisTicketStore::new(&hub));
+        servers.push(
+            Server::start(
+                move |origins| app(hub, tickets, store, origins, &Drain::new()),
+                false,
+            )
+            .await,
+        );
+    }
+    let (a, b) = (servers[0].addr, servers[1].addr);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let get = |addr: SocketAddr, path: String| {
+        http::Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+
+    let (status, _, body) = request(
+        &client,
+        get(
+            b,
+            format!("/api/events?ticket={}", ticket(&client, b).await),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cursor = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        request(
+            &client,
+            post(a, "/api/messages", r#"{"user":"alice","text":"from A"}"#)
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    let (_, _, body) = request(
+        &client,
+        get(
+            b,
+            format!(
+                "/api/events?ticket={}&lastEventId={cursor}",
+                ticket(&client, b).await
+            ),
+        ),
+    )
+    .await;
+    let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        batch["events"][0]["data"],
+        r#"{"user":"alice","text":"from A"}"#
+    );
+
+    let t = ticket(&client, a).await;
+    assert_eq!(
+        request(&client, get(a, format!("/api/events?ticket={t}")))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        request(&client, get(b, format!("/api/events?ticket={t}")))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The real-browser test: headless Chromium, driven by playwright-core, as two users over
+/// each transport, through a server-side drop of every connection; then the fallback when
+/// WebSocket is refused. It saves the screenshot README.md shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_over_every_transport() {
+    let server = Server::start(memory_app, false).await;
+    let no_websocket = Server::start(memory_app, true).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/chat.png");
+    let mut node = tokio::process::Command::new("node")
+        .current_dir(dir)
+        .arg("chat.mjs")
+        .arg(format!("http://{}/", server.addr))
+        .arg(format!("http://{}/", no_websocket.addr))
+        .arg(screenshot)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (and `npm ci` was run in tests/browser)");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let run = async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line == "DROP" {
+                server.drop_connections();
+                stdin.write_all(b"DROPPED\n").await.unwrap();
+            }
+            log.push(line);
+        }
+        node.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser test finished in 4 minutes");
+    println!("{}", log.join("\n"));
+    assert!(status.success(), "browser test failed:\n{}", log.join("\n"));
+    assert!(log.iter().any(|l| l == "BROWSER OK"));
+    for transport in ["websocket", "sse", "long-poll", "fallback"] {
+        assert!(
+            log.contains(&format!("ok {transport}")),
+            "{transport} passed"
+        );
+    }
+}
