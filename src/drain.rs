@@ -52,7 +52,7 @@
 //! # }
 //! ```
 
-use crate::{BoxError, IntoPush, Push, Reject};
+use crate::{error::BoxError, push::IntoPush, push::Push, rejection::Reject};
 use futures_core::Stream;
 use http::{header, HeaderValue, StatusCode};
 use pin_project_lite::pin_project;

@@ -42,10 +42,12 @@
 //! [WHATWG rules]: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
 
 use bytes::{BufMut, Bytes, BytesMut};
-use std::{convert::Infallible, fmt, sync::Arc, sync::OnceLock, time::Duration};
+use std::{fmt, sync::Arc, sync::OnceLock, time::Duration};
 
-/// A boxed error, as tower uses.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::{
+    error::BoxError,
+    push::{IntoPush, Push},
+};
 
 /// One event pushed to clients.
 ///
@@ -242,7 +244,10 @@ impl Event {
     pub fn to_json(&self) -> Bytes {
         self.inner
             .json
-            .get_or_init(|| encode_json(&self.inner))
+            .get_or_init(|| {
+                let i = &self.inner;
+                crate::json::event_object(i.id.as_deref(), i.event.as_deref(), i.data.as_deref())
+            })
             .clone()
     }
 }
@@ -359,131 +364,6 @@ fn format_u128(mut n: u128, out: &mut [u8; 40]) -> &[u8] {
         }
     }
     &out[i..]
-}
-
-fn encode_json(inner: &Inner) -> Bytes {
-    let data_len = inner.data.as_deref().map_or(0, str::len);
-    let mut buf = BytesMut::with_capacity(16 + data_len + data_len / 8);
-    buf.put_u8(b'{');
-    let mut first = true;
-    for (name, value) in [
-        ("id", &inner.id),
-        ("event", &inner.event),
-        ("data", &inner.data),
-    ] {
-        if let Some(value) = value {
-            if !first {
-                buf.put_u8(b',');
-            }
-            first = false;
-            json_string(&mut buf, name);
-            buf.put_u8(b':');
-            json_string(&mut buf, value);
-        }
-    }
-    buf.put_u8(b'}');
-    buf.freeze()
-}
-
-/// Writes `s` as a JSON string (RFC 8259 §7): quotes, backslash and control characters escaped.
-pub(crate) fn json_string(buf: &mut BytesMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    buf.put_u8(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        buf.put_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            buf.put_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-        } else {
-            buf.put_slice(escape);
-        }
-        start = i + 1;
-    }
-    buf.put_slice(&bytes[start..]);
-    buf.put_u8(b'"');
-}
-
-/// One item of a push stream as the transports see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Push {
-    /// An event to deliver.
-    Event(Event),
-    /// The stream has been idle: keep the connection alive. SSE writes a comment line,
-    /// WebSocket sends a Ping, long-poll skips it.
-    Heartbeat,
-    /// The server is shutting down (see [`drain`](crate::drain)): end the connection with the
-    /// transport's signal to come back. SSE ends the body (the client reconnects after its
-    /// retry interval), WebSocket closes with 1012 (service restart), long-poll answers at
-    /// once with what it has.
-    Shutdown,
-}
-
-impl From<Event> for Push {
-    fn from(event: Event) -> Self {
-        Push::Event(event)
-    }
-}
-
-/// Items a transport accepts from a stream: [`Event`], [`Push`], and `Result`s of either.
-///
-/// An `Err` item ends the stream: the transport logs it and closes cleanly (SSE ends the
-/// body, long-poll answers with what it has), so a client resumes from its last cursor.
-pub trait IntoPush {
-    /// The error an item can carry.
-    type Error: Into<BoxError>;
-
-    /// Converts the item.
-    ///
-    /// # Errors
-    ///
-    /// When the item is an `Err`.
-    fn into_push(self) -> Result<Push, Self::Error>;
-}
-
-impl IntoPush for Event {
-    type Error = Infallible;
-    fn into_push(self) -> Result<Push, Infallible> {
-        Ok(Push::Event(self))
-    }
-}
-
-impl IntoPush for Push {
-    type Error = Infallible;
-    fn into_push(self) -> Result<Push, Infallible> {
-        Ok(self)
-    }
-}
-
-impl<E: Into<BoxError>> IntoPush for Result<Event, E> {
-    type Error = E;
-    fn into_push(self) -> Result<Push, E> {
-        self.map(Push::Event)
-    }
-}
-
-impl<E: Into<BoxError>> IntoPush for Result<Push, E> {
-    type Error = E;
-    fn into_push(self) -> Result<Push, E> {
-        self
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Keep idle push streams alive through proxies.
 //!
 //! [`HeartbeatLayer`] wraps a service whose response is a stream of events and adds a
-//! [`Push::Heartbeat`](crate::Push::Heartbeat) item whenever the stream has been idle for the
+//! [`Push::Heartbeat`](crate::push::Push::Heartbeat) item whenever the stream has been idle for the
 //! interval (default 15 s, under the 30–60 s idle timeouts of common proxies and load
 //! balancers). The timer restarts on every event, so a busy stream carries no heartbeats.
 //!
@@ -26,8 +26,8 @@
 //! # let _ = svc;
 //! ```
 
+use crate::push::IntoPush;
 use crate::stream::{Heartbeat, PushStreamExt};
-use crate::IntoPush;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use std::{

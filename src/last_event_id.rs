@@ -46,7 +46,7 @@
 //!
 //! [`Last-Event-ID`]: https://html.spec.whatwg.org/multipage/server-sent-events.html#the-last-event-id-header
 
-use crate::{body::GuardBody, guard::ResponseFuture, Reject};
+use crate::{body::GuardBody, guard::ResponseFuture, rejection::Reject};
 use http::{Request, Response, StatusCode};
 use std::{
     borrow::Cow,

@@ -74,8 +74,11 @@
 pub(crate) mod macros;
 
 pub mod body;
+mod error;
 pub mod event;
+mod json;
 pub mod last_event_id;
+mod push;
 pub mod rejection;
 pub mod stream;
 
@@ -135,7 +138,9 @@ pub mod connection;
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
 
-pub use event::{BoxError, Event, EventError, IntoPush, Push};
+pub use error::BoxError;
+pub use event::{Event, EventError};
+pub use push::{IntoPush, Push};
 pub use rejection::Reject;
 pub use stream::PushStreamExt;
 

@@ -25,7 +25,7 @@
 //! assert_eq!(limit.available(), 10_000);
 //! ```
 
-use crate::{BoxError, Reject};
+use crate::{error::BoxError, rejection::Reject};
 use futures_core::Stream;
 use http::{header, HeaderValue, StatusCode};
 use pin_project_lite::pin_project;

@@ -96,7 +96,7 @@ pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
 
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 /// The response for an inner service's error: its [`Reject`], else a logged 500.
-pub(crate) fn from_inner_error(error: crate::BoxError) -> Response<Bytes> {
+pub(crate) fn from_inner_error(error: crate::error::BoxError) -> Response<Bytes> {
     match error.downcast::<Reject>() {
         Ok(reject) => reject.into_response(),
         Err(error) => {

@@ -49,7 +49,7 @@
 //! # }
 //! ```
 
-use crate::{connection::ConnectionGuard, drain::Drain, BoxError};
+use crate::{connection::ConnectionGuard, drain::Drain, error::BoxError};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{

@@ -1,6 +1,6 @@
 //! Pieces every transport shares: the inner service's readiness errors become responses.
 
-use crate::{rejection, BoxError};
+use crate::{error::BoxError, rejection};
 use bytes::Bytes;
 use http::Response;
 use std::{

@@ -1,7 +1,7 @@
 //! The ready-made minting endpoint.
 
 use super::{Binding, Principal, TicketError, Tickets};
-use crate::{body::Full, event::json_string, rejection};
+use crate::{body::Full, json::json_string, rejection};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::{

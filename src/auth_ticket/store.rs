@@ -1,6 +1,6 @@
 //! Single use: where redeemed tickets are remembered until they would have expired anyway.
 
-use crate::BoxError;
+use crate::error::BoxError;
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashSet},

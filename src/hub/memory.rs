@@ -1,6 +1,6 @@
 use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
-use crate::Event;
+use crate::event::Event;
 use futures_core::Stream;
 use std::{
     collections::{HashMap, VecDeque},

@@ -65,7 +65,7 @@ pub use cursor::Cursor;
 pub use memory::{MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats};
 pub use subscribe::Subscribe;
 
-use crate::Event;
+use crate::event::Event;
 use futures_core::Stream;
 use std::future::Future;
 
@@ -135,9 +135,9 @@ impl ResetReason {
 pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
     let mut data = bytes::BytesMut::new();
     data.extend_from_slice(b"{\"reason\":");
-    crate::event::json_string(&mut data, reason.as_str());
+    crate::json::json_string(&mut data, reason.as_str());
     data.extend_from_slice(b",\"cursor\":");
-    crate::event::json_string(&mut data, current.as_str());
+    crate::json::json_string(&mut data, current.as_str());
     data.extend_from_slice(b"}");
     let data = String::from_utf8(data.to_vec()).expect("JSON of strings is UTF-8");
     Event::new()

@@ -1,5 +1,5 @@
 use super::{live::LiveReceiver, new_epoch, position_event, reset_event, Cursor, Hub, ResetReason};
-use crate::Event;
+use crate::event::Event;
 use futures_core::Stream;
 use redis::{
     aio::ConnectionManager, aio::MultiplexedConnection, AsyncConnectionConfig, Client, Script,

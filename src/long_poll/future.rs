@@ -1,5 +1,7 @@
 use super::service::Config;
-use crate::{body::PushBody, event::json_string, rejection, BoxError, IntoPush, Push};
+use crate::{
+    body::PushBody, error::BoxError, json::json_string, push::IntoPush, push::Push, rejection,
+};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http::{header, HeaderValue, Response, StatusCode};

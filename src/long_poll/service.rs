@@ -1,5 +1,5 @@
 use super::{ResponseFuture, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT};
-use crate::{body::PushBody, last_event_id, transport::Inner, BoxError, IntoPush};
+use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
 use futures_core::Stream;
 use http::{Request, Response};
 use std::{

@@ -1,4 +1,4 @@
-use crate::{body::PushBody, long_poll, sse, BoxError, IntoPush};
+use crate::{body::PushBody, error::BoxError, long_poll, push::IntoPush, sse};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Response;

@@ -1,7 +1,7 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody, long_poll::LongPollLayer, rejection, sse::SseLayer, transport::Inner, BoxError,
-    IntoPush,
+    body::PushBody, error::BoxError, long_poll::LongPollLayer, push::IntoPush, rejection,
+    sse::SseLayer, transport::Inner,
 };
 use futures_core::Stream;
 use http::{header, HeaderMap, Method, Request, Response};

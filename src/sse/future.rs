@@ -1,4 +1,4 @@
-use crate::{body::PushBody, rejection, BoxError, IntoPush};
+use crate::{body::PushBody, error::BoxError, push::IntoPush, rejection};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Response;

@@ -2,7 +2,7 @@
 //! stream.
 //!
 //! [`Sse`] wraps any `Service<Request<B>>` whose response is a [`Stream`](futures_core::Stream)
-//! of [`Event`](crate::Event)s (or `Result<Event, E>`, or [`Push`](crate::Push) items from the
+//! of [`Event`](crate::event::Event)s (or `Result<Event, E>`, or [`Push`](crate::push::Push) items from the
 //! [heartbeat](crate::heartbeat) adapter) and answers `200 OK` with
 //!
 //! * `Content-Type: text/event-stream`, `Cache-Control: no-cache` and `X-Accel-Buffering: no`
@@ -18,7 +18,7 @@
 //!
 //! # Errors
 //!
-//! * An error returned by the inner service becomes a response: a [`Reject`](crate::Reject)
+//! * An error returned by the inner service becomes a response: a [`Reject`](crate::rejection::Reject)
 //!   gives its status and message, any other error `500 Internal Server Error` (and is logged
 //!   with `tracing`, not shown to the client).
 //! * An error item in the stream ends the body cleanly (logged at debug level). The client sees
@@ -51,7 +51,7 @@
 //!
 //! # Differences from `axum::response::sse`
 //!
-//! * Invalid ids, names and comments are errors when the [`Event`](crate::Event) is built,
+//! * Invalid ids, names and comments are errors when the [`Event`](crate::event::Event) is built,
 //!   not panics.
 //! * Each event is encoded once and shared by every connection it is sent on; axum encodes
 //!   per connection.

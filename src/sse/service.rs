@@ -1,5 +1,5 @@
 use super::ResponseFuture;
-use crate::{body::PushBody, last_event_id, transport::Inner, BoxError, IntoPush};
+use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::{header, HeaderValue, Request, Response};
@@ -77,7 +77,7 @@ impl SseLayer {
     /// Sends `retry: <ms>` first, telling the client how long to wait before reconnecting.
     /// Default: none. A second call replaces the first.
     pub fn retry(mut self, retry: Duration) -> Self {
-        let event = crate::Event::new().retry(retry);
+        let event = crate::event::Event::new().retry(retry);
         self.config.head = Some(event.to_sse());
         self
     }

@@ -1,4 +1,4 @@
-use crate::{IntoPush, Push};
+use crate::{push::IntoPush, push::Push};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use std::{
@@ -110,7 +110,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Event, PushStreamExt};
+    use crate::{event::Event, stream::PushStreamExt};
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::UnboundedReceiverStream;
     use tokio_test::{assert_pending, assert_ready, assert_ready_eq, task};

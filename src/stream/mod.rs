@@ -9,9 +9,9 @@ pub use heartbeat::Heartbeat;
 
 use futures_core::Stream;
 
-/// Adapters for streams of [`IntoPush`](crate::IntoPush) items ([`Event`](crate::Event), `Result<Event, E>`, ...).
+/// Adapters for streams of [`IntoPush`](crate::push::IntoPush) items ([`Event`](crate::event::Event), `Result<Event, E>`, ...).
 pub trait PushStreamExt: Stream {
-    /// Yields [`Push::Heartbeat`](crate::Push::Heartbeat) whenever the stream has been idle
+    /// Yields [`Push::Heartbeat`](crate::push::Push::Heartbeat) whenever the stream has been idle
     /// for `every`; the timer restarts on every item. The result is fused and ends when the
     /// stream ends.
     ///
@@ -36,7 +36,7 @@ pub trait PushStreamExt: Stream {
     fn heartbeat(self, every: std::time::Duration) -> Heartbeat<Self>
     where
         Self: Sized,
-        Self::Item: crate::IntoPush,
+        Self::Item: crate::push::IntoPush,
     {
         Heartbeat::new(self, every)
     }

@@ -6,7 +6,7 @@ use super::{
     service::Config,
     socket::{close_code_for, close_frame, Message, Stream as WsStream},
 };
-use crate::{connection::GuardedIo, BoxError, IntoPush, Push};
+use crate::{connection::GuardedIo, error::BoxError, push::IntoPush, push::Push};
 use futures_core::Stream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};

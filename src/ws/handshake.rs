@@ -1,6 +1,6 @@
 //! Validation of the opening handshake: RFC 6455 §4.2.1 over HTTP/1.1, RFC 8441 §5 over HTTP/2.
 
-use crate::Reject;
+use crate::rejection::Reject;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 
 /// What an accepted handshake answers with.

@@ -1,5 +1,5 @@
 use super::{driver, future::ResponseFuture, socket::Inbound, upgrade::WebSocketUpgrade};
-use crate::{body::PushBody, last_event_id, transport::Inner, BoxError, IntoPush};
+use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
 use futures_core::Stream;
 use http::{HeaderValue, Request, Response};
 use std::{

@@ -1,7 +1,7 @@
 //! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
 
 use super::{handshake, service::Config, socket::WebSocket, WsLayer};
-use crate::{connection::GuardedIo, Reject};
+use crate::{connection::GuardedIo, rejection::Reject};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
