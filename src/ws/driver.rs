@@ -3,7 +3,8 @@
 
 use super::{
     close_code,
-    service::Config,
+    config::Config,
+    handshake::{self, Handshake},
     socket::{close_code_for, close_frame, Message, Stream as WsStream},
 };
 use crate::{connection::GuardedIo, error::BoxError, push::IntoPush, push::Push};
@@ -309,7 +310,7 @@ fn reason_for(code: u16) -> &'static str {
 
 /// An accepted handshake waiting for the inner service's stream.
 pub(crate) struct Pending {
-    pub(crate) handshake: super::handshake::Handshake,
+    pub(crate) handshake: Handshake,
     pub(crate) on_upgrade: OnUpgrade,
     pub(crate) inbound: mpsc::Sender<Message>,
     pub(crate) config: Config,
@@ -322,7 +323,7 @@ impl Pending {
         St: Stream + Send + 'static,
         St::Item: IntoPush,
     {
-        let res = super::upgrade::response(&self.handshake);
+        let res = handshake::response(&self.handshake);
         tokio::spawn(run(self.on_upgrade, stream, self.inbound, self.config));
         res
     }

@@ -1,7 +1,18 @@
 //! Validation of the opening handshake: RFC 6455 §4.2.1 over HTTP/1.1, RFC 8441 §5 over HTTP/2.
 
 use crate::rejection::Reject;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+
+/// The subprotocol agreed in the handshake, placed in request extensions for the inner service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subprotocol(pub String);
+
+/// Whether the request asks for a WebSocket: an HTTP/1.1 `GET` with `Upgrade: websocket`, or
+/// an HTTP/2 extended `CONNECT` with `:protocol websocket`. (It may still be refused.)
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    is_upgrade(req)
+}
 
 /// What an accepted handshake answers with.
 #[derive(Debug, Clone)]
@@ -10,6 +21,28 @@ pub(crate) struct Handshake {
     pub(crate) accept: Option<HeaderValue>,
     /// The chosen subprotocol, if any.
     pub(crate) protocol: Option<HeaderValue>,
+}
+
+impl Handshake {
+    /// The chosen subprotocol, as text.
+    pub(crate) fn protocol_str(&self) -> Option<&str> {
+        self.protocol.as_ref().and_then(|p| p.to_str().ok())
+    }
+}
+
+/// Validates the handshake and takes the connection's upgrade handle from the request.
+pub(crate) fn accept<B>(
+    req: &mut Request<B>,
+    protocols: &[HeaderValue],
+) -> Result<(Handshake, OnUpgrade), Reject> {
+    let handshake = validate(req, protocols)?;
+    let on_upgrade = req.extensions_mut().remove::<OnUpgrade>().ok_or_else(|| {
+        Reject::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this connection cannot be upgraded (serve it with upgrades enabled)",
+        )
+    })?;
+    Ok((handshake, on_upgrade))
 }
 
 /// Whether any comma-separated token of the `name` headers equals `token`, ignoring ASCII case.
@@ -141,6 +174,24 @@ fn choose_protocol(headers: &HeaderMap, preference: &[HeaderValue]) -> Option<He
         .iter()
         .find(|p| offered.iter().any(|o| o.as_bytes() == p.as_bytes()))
         .cloned()
+}
+
+/// The answer to an accepted handshake.
+pub(crate) fn response<B: Default>(handshake: &Handshake) -> Response<B> {
+    let mut res = Response::new(B::default());
+    // RFC 8441 §5: extended CONNECT is answered 200 (the default), with no accept key.
+    if let Some(accept) = &handshake.accept {
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = res.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept.clone());
+    }
+    if let Some(protocol) = &handshake.protocol {
+        res.headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+    }
+    res
 }
 
 #[cfg(test)]

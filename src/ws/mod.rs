@@ -72,6 +72,8 @@
 //! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
 //! [RFC 8441]: https://www.rfc-editor.org/rfc/rfc8441
 
+pub mod close_code;
+mod config;
 mod driver;
 mod future;
 mod handshake;
@@ -79,48 +81,9 @@ mod service;
 mod socket;
 mod upgrade;
 
+pub use config::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_TIMEOUT};
 pub use future::ResponseFuture;
+pub use handshake::{is_upgrade_request, Subprotocol};
 pub use service::{Ws, WsLayer};
 pub use socket::{Inbound, Message, WebSocket, WsError};
 pub use upgrade::WebSocketUpgrade;
-
-use std::time::Duration;
-
-/// The default message size limit: 64 KiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
-/// The default pong deadline after a heartbeat Ping: 10 seconds.
-pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default wait for the peer's Close: 5 seconds.
-pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The subprotocol agreed in the handshake, placed in request extensions for the inner service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subprotocol(pub String);
-
-/// Whether the request asks for a WebSocket: an HTTP/1.1 `GET` with `Upgrade: websocket`, or
-/// an HTTP/2 extended `CONNECT` with `:protocol websocket`. (It may still be refused.)
-pub fn is_upgrade_request<B>(req: &http::Request<B>) -> bool {
-    handshake::is_upgrade(req)
-}
-
-/// Close codes (RFC 6455 §7.4.1), as sent in Close frames.
-pub mod close_code {
-    /// 1000: the purpose of the connection was fulfilled (the stream ended).
-    pub const NORMAL: u16 = 1000;
-    /// 1001: the server is going away (shutdown) or the browser navigated away.
-    pub const AWAY: u16 = 1001;
-    /// 1002: the peer broke the protocol.
-    pub const PROTOCOL: u16 = 1002;
-    /// 1003: a data type the endpoint cannot accept.
-    pub const UNSUPPORTED: u16 = 1003;
-    /// 1007: data inconsistent with the message type (invalid UTF-8 in a text message).
-    pub const INVALID: u16 = 1007;
-    /// 1008: a policy was violated.
-    pub const POLICY: u16 = 1008;
-    /// 1009: a message was too big to process.
-    pub const TOO_BIG: u16 = 1009;
-    /// 1011: the server hit an unexpected condition (the stream failed).
-    pub const ERROR: u16 = 1011;
-    /// 1012: the server is restarting; reconnect.
-    pub const RESTART: u16 = 1012;
-}

@@ -1,57 +1,25 @@
-use super::{driver, future::ResponseFuture, socket::Inbound, upgrade::WebSocketUpgrade};
-use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
+use super::{
+    config::Config,
+    driver,
+    future::ResponseFuture,
+    handshake::{self, Subprotocol},
+    socket::Inbound,
+};
+use crate::{body::PushBody, error::BoxError, push::IntoPush, transport::Inner};
 use futures_core::Stream;
 use http::{HeaderValue, Request, Response};
 use std::{
     convert::Infallible,
-    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Settings of the WebSocket transport, shared with [`Negotiate`](crate::negotiate::Negotiate).
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) protocols: Arc<[HeaderValue]>,
-    pub(crate) max_message_size: usize,
-    pub(crate) read_buffer_size: usize,
-    pub(crate) pong_timeout: Duration,
-    pub(crate) close_timeout: Duration,
-    pub(crate) stall_timeout: Duration,
-    pub(crate) inbound_buffer: usize,
-    pub(crate) last_event_id: last_event_id::Config,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            protocols: Arc::new([]),
-            max_message_size: super::DEFAULT_MAX_MESSAGE_SIZE,
-            read_buffer_size: 8 * 1024,
-            pong_timeout: super::DEFAULT_PONG_TIMEOUT,
-            close_timeout: super::DEFAULT_CLOSE_TIMEOUT,
-            stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
-            inbound_buffer: 16,
-            last_event_id: last_event_id::Config::default(),
-        }
-    }
-}
-
 impl Config {
-    /// The codec's settings: a small read buffer (about 10 KiB per idle connection instead of
-    /// about 130 KiB with the 128 KiB default) and the message limit, which also bounds
-    /// fragmented messages.
-    pub(crate) fn codec(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_size)
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_message_size))
-    }
-
+    /// Validates the handshake, reads the cursor, and calls the inner service with the
+    /// `Inbound` handle (and the chosen `Subprotocol`) in the request's extensions.
     pub(crate) fn call<S, B>(
         &self,
         inner: &mut Inner<S>,
@@ -63,8 +31,8 @@ impl Config {
         if let Some(res) = inner.take_error() {
             return ResponseFuture::ready(res);
         }
-        let upgrade = match WebSocketUpgrade::new(&mut req, self) {
-            Ok(upgrade) => upgrade,
+        let (handshake, on_upgrade) = match handshake::accept(&mut req, &self.protocols) {
+            Ok(accepted) => accepted,
             Err(reject) => return ResponseFuture::ready(reject.into_response()),
         };
         if let Err(reject) = self.last_event_id.apply(&mut req) {
@@ -72,11 +40,10 @@ impl Config {
         }
         let (tx, rx) = mpsc::channel(self.inbound_buffer);
         req.extensions_mut().insert(Inbound::new(rx));
-        if let Some(protocol) = upgrade.protocol() {
+        if let Some(protocol) = handshake.protocol_str() {
             req.extensions_mut()
-                .insert(super::Subprotocol(protocol.into()));
+                .insert(Subprotocol(protocol.to_owned()));
         }
-        let (handshake, on_upgrade) = upgrade.into_parts();
         ResponseFuture::new(
             inner.service.call(req),
             driver::Pending {

@@ -1,8 +1,8 @@
 //! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
 
-use super::{handshake, service::Config, socket::WebSocket, WsLayer};
+use super::{config::Config, handshake, service::WsLayer, socket::WebSocket};
 use crate::{connection::GuardedIo, rejection::Reject};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::{fmt, future::Future};
@@ -62,13 +62,7 @@ impl WebSocketUpgrade {
     }
 
     pub(crate) fn new<B>(req: &mut Request<B>, config: &Config) -> Result<Self, Reject> {
-        let handshake = handshake::validate(req, &config.protocols)?;
-        let on_upgrade = req.extensions_mut().remove::<OnUpgrade>().ok_or_else(|| {
-            Reject::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "this connection cannot be upgraded (serve it with upgrades enabled)",
-            )
-        })?;
+        let (handshake, on_upgrade) = handshake::accept(req, &config.protocols)?;
         Ok(Self {
             handshake,
             on_upgrade,
@@ -78,10 +72,7 @@ impl WebSocketUpgrade {
 
     /// The subprotocol chosen: the server's most preferred one among those the client offered.
     pub fn protocol(&self) -> Option<&str> {
-        self.handshake
-            .protocol
-            .as_ref()
-            .and_then(|p| p.to_str().ok())
+        self.handshake.protocol_str()
     }
 
     /// Answers the handshake (`101 Switching Protocols`, or `200` over HTTP/2) and runs `f`
@@ -96,7 +87,7 @@ impl WebSocketUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
         B: Default,
     {
-        let res = response(&self.handshake);
+        let res = handshake::response(&self.handshake);
         let protocol = self.protocol().map(str::to_owned);
         let (on_upgrade, codec) = (self.on_upgrade, self.config.codec());
         let (close_timeout, stall_timeout) = (self.config.close_timeout, self.config.stall_timeout);
@@ -116,26 +107,4 @@ impl WebSocketUpgrade {
         });
         res
     }
-
-    pub(crate) fn into_parts(self) -> (handshake::Handshake, OnUpgrade) {
-        (self.handshake, self.on_upgrade)
-    }
-}
-
-/// The answer to an accepted handshake.
-pub(crate) fn response<B: Default>(handshake: &handshake::Handshake) -> Response<B> {
-    let mut res = Response::new(B::default());
-    // RFC 8441 §5: extended CONNECT is answered 200 (the default), with no accept key.
-    if let Some(accept) = &handshake.accept {
-        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = res.headers_mut();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept.clone());
-    }
-    if let Some(protocol) = &handshake.protocol {
-        res.headers_mut()
-            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
-    }
-    res
 }
