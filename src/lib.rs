@@ -74,6 +74,7 @@
 pub(crate) mod macros;
 
 pub mod body;
+pub mod cursor;
 mod error;
 pub mod event;
 mod json;

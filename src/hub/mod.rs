@@ -51,7 +51,6 @@
 //! # }
 //! ```
 
-mod cursor;
 mod live;
 mod memory;
 #[cfg(feature = "redis")]
@@ -61,7 +60,7 @@ mod subscribe;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription};
-pub use cursor::Cursor;
+pub use crate::cursor::Cursor;
 pub use memory::{MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats};
 pub use subscribe::Subscribe;
 

@@ -1,5 +1,5 @@
 use super::Hub;
-use crate::{last_event_id::LastEventId, rejection::Reject};
+use crate::{cursor::LastEventId, rejection::Reject};
 use http::{header, HeaderValue, Request, StatusCode};
 use std::{
     future::{ready, Ready},

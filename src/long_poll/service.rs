@@ -1,5 +1,11 @@
 use super::{ResponseFuture, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT};
-use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
+use crate::{
+    body::PushBody,
+    cursor::{LastEventId, ReadCursor},
+    error::BoxError,
+    push::IntoPush,
+    transport::Inner,
+};
 use futures_core::Stream;
 use http::{Request, Response};
 use std::{
@@ -16,7 +22,7 @@ pub(crate) struct Config {
     pub(crate) timeout: Duration,
     pub(crate) max_events: usize,
     pub(crate) max_bytes: usize,
-    pub(crate) last_event_id: last_event_id::Config,
+    pub(crate) last_event_id: ReadCursor,
 }
 
 impl Default for Config {
@@ -25,7 +31,7 @@ impl Default for Config {
             timeout: DEFAULT_TIMEOUT,
             max_events: DEFAULT_MAX_EVENTS,
             max_bytes: DEFAULT_MAX_BYTES,
-            last_event_id: last_event_id::Config::default(),
+            last_event_id: ReadCursor::default(),
         }
     }
 }
@@ -47,7 +53,7 @@ impl Config {
         }
         let cursor = req
             .extensions()
-            .get::<last_event_id::LastEventId>()
+            .get::<LastEventId>()
             .map(|id| id.as_str().to_owned());
         ResponseFuture::new(inner.service.call(req), self, cursor)
     }

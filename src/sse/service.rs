@@ -1,5 +1,7 @@
 use super::ResponseFuture;
-use crate::{body::PushBody, error::BoxError, last_event_id, push::IntoPush, transport::Inner};
+use crate::{
+    body::PushBody, cursor::ReadCursor, error::BoxError, push::IntoPush, transport::Inner,
+};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::{header, HeaderValue, Request, Response};
@@ -18,7 +20,7 @@ pub(crate) struct Config {
     head: Option<Bytes>,
     /// Render cursor-only events as `event: position`.
     named_positions: bool,
-    pub(crate) last_event_id: last_event_id::Config,
+    pub(crate) last_event_id: ReadCursor,
 }
 
 impl Config {

@@ -1,7 +1,7 @@
 //! The WebSocket transport's settings, shared by [`Ws`](super::Ws), [`WebSocketUpgrade`](super::WebSocketUpgrade)
 //! and [`Negotiate`](crate::negotiate::Negotiate).
 
-use crate::last_event_id::Config as CursorConfig;
+use crate::cursor::ReadCursor;
 use http::HeaderValue;
 use std::{sync::Arc, time::Duration};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -23,7 +23,7 @@ pub(crate) struct Config {
     pub(crate) close_timeout: Duration,
     pub(crate) stall_timeout: Duration,
     pub(crate) inbound_buffer: usize,
-    pub(crate) last_event_id: CursorConfig,
+    pub(crate) last_event_id: ReadCursor,
 }
 
 impl Default for Config {
@@ -36,7 +36,7 @@ impl Default for Config {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
             inbound_buffer: 16,
-            last_event_id: CursorConfig::default(),
+            last_event_id: ReadCursor::default(),
         }
     }
 }

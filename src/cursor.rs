@@ -1,0 +1,258 @@
+//! Cursors: the position a hub gives each event ([`Cursor`], its id on every transport), and
+//! the one a client sends back to resume ([`LastEventId`]), with the rules every transport
+//! uses to read it from the `Last-Event-ID` header or the `?lastEventId=` query parameter.
+//!
+//! This is the bottom of the crate beside [`event`](crate::event): the transports and the hub
+//! read cursors from here; [`last_event_id`](crate::last_event_id) only adds the optional
+//! layer that changes the rules or hands the cursor to other services.
+
+use crate::rejection::Reject;
+use http::{Request, StatusCode};
+use std::{borrow::Cow, fmt};
+
+/// An event's position in a topic, as an opaque string: the event's id on every transport.
+///
+/// Cursors are at most 128 bytes of CORS-safe characters (ASCII letters, digits, `-`, `_` and
+/// `.`), so a cross-origin `EventSource` reconnect sending it as `Last-Event-ID` needs no
+/// preflight, and it needs no escaping in a query string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cursor(Box<str>);
+
+impl Cursor {
+    /// Wraps a backend's cursor string.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when `s` is longer than 128 bytes or holds other characters than
+    /// ASCII letters, digits, `-`, `_` and `.` (a backend bug, not bad input).
+    pub fn new(s: impl Into<Box<str>>) -> Self {
+        let s = s.into();
+        debug_assert!(
+            s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+            "cursor {s:?} is not CORS-safe"
+        );
+        Self(s)
+    }
+
+    /// The cursor string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Cursor").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Cursor> for String {
+    fn from(cursor: Cursor) -> Self {
+        cursor.0.into()
+    }
+}
+
+impl AsRef<str> for Cursor {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The header a reconnecting `EventSource` sends.
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The default query parameter: `lastEventId`.
+pub const DEFAULT_QUERY_PARAM: &str = "lastEventId";
+
+/// The default cap on the cursor's length in bytes: 512.
+pub const DEFAULT_MAX_LEN: usize = 512;
+
+/// The client's resume cursor, placed in request extensions.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LastEventId(String);
+
+impl LastEventId {
+    /// Wraps a cursor.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The cursor.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The cursor, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for LastEventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LastEventId").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for LastEventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the cursor is read from and how long it may be.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadCursor {
+    pub(crate) query_param: Cow<'static, str>,
+    pub(crate) max_len: usize,
+}
+
+impl Default for ReadCursor {
+    fn default() -> Self {
+        Self {
+            query_param: Cow::Borrowed(DEFAULT_QUERY_PARAM),
+            max_len: DEFAULT_MAX_LEN,
+        }
+    }
+}
+
+impl ReadCursor {
+    /// Inserts a [`LastEventId`] unless one is present. Returns the refusal for a bad value.
+    pub(crate) fn apply<B>(&self, req: &mut Request<B>) -> Result<(), Reject> {
+        if req.extensions().get::<LastEventId>().is_some() {
+            return Ok(());
+        }
+        if let Some(id) = self.read(req)? {
+            req.extensions_mut().insert(id);
+        }
+        Ok(())
+    }
+
+    fn read<B>(&self, req: &Request<B>) -> Result<Option<LastEventId>, Reject> {
+        if let Some(value) = req.headers().get(LAST_EVENT_ID) {
+            return self.check(value.as_bytes().to_vec(), "Last-Event-ID header");
+        }
+        let Some(query) = req.uri().query() else {
+            return Ok(None);
+        };
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if decode(name) != self.query_param.as_bytes() {
+                continue;
+            }
+            // Each byte decodes from at most three: refuse before allocating for a huge value.
+            if value.len() > self.max_len.saturating_mul(3) {
+                return Err(too_long(&self.query_param, self.max_len));
+            }
+            let decoded = decode(value);
+            return self.check(decoded, &self.query_param);
+        }
+        Ok(None)
+    }
+
+    fn check(&self, bytes: Vec<u8>, what: &str) -> Result<Option<LastEventId>, Reject> {
+        if bytes.len() > self.max_len {
+            return Err(too_long(what, self.max_len));
+        }
+        match String::from_utf8(bytes) {
+            Ok(s) if s.is_empty() => Ok(None),
+            Ok(s) => Ok(Some(LastEventId(s))),
+            Err(_) => Err(Reject::new(
+                StatusCode::BAD_REQUEST,
+                format!("{what} is not valid UTF-8"),
+            )),
+        }
+    }
+}
+
+fn too_long(what: &str, max: usize) -> Reject {
+    Reject::new(
+        StatusCode::BAD_REQUEST,
+        format!("{what} is longer than {max} bytes"),
+    )
+}
+
+/// Percent-decodes a query component (`+` is a space, as in HTML forms).
+fn decode(s: &str) -> Vec<u8> {
+    let bytes: Cow<'_, [u8]> = if s.contains('+') {
+        Cow::Owned(s.replace('+', " ").into_bytes())
+    } else {
+        Cow::Borrowed(s.as_bytes())
+    };
+    percent_encoding::percent_decode(&bytes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(req: Request<()>) -> Result<Option<String>, StatusCode> {
+        ReadCursor::default()
+            .read(&req)
+            .map(|id| id.map(LastEventId::into_inner))
+            .map_err(|reject| reject.status())
+    }
+
+    fn get(uri: &str) -> http::request::Builder {
+        Request::get(uri)
+    }
+
+    #[test]
+    fn header_wins_over_query() {
+        let req = get("/?lastEventId=q")
+            .header(LAST_EVENT_ID, "h")
+            .body(())
+            .unwrap();
+        assert_eq!(read(req), Ok(Some("h".into())));
+    }
+
+    #[test]
+    fn query_is_percent_decoded() {
+        let req = get("/?a=1&lastEventId=x%2Dy+z&b").body(()).unwrap();
+        assert_eq!(read(req), Ok(Some("x-y z".into())));
+    }
+
+    #[test]
+    fn empty_value_counts_as_absent() {
+        assert_eq!(read(get("/?lastEventId=").body(()).unwrap()), Ok(None));
+        let req = get("/").header(LAST_EVENT_ID, "").body(()).unwrap();
+        assert_eq!(read(req), Ok(None));
+        assert_eq!(read(get("/").body(()).unwrap()), Ok(None));
+    }
+
+    #[test]
+    fn over_long_or_non_utf8_is_refused() {
+        let long = "a".repeat(DEFAULT_MAX_LEN + 1);
+        let req = get(&format!("/?lastEventId={long}")).body(()).unwrap();
+        assert_eq!(read(req), Err(StatusCode::BAD_REQUEST));
+        let req = get("/")
+            .header(LAST_EVENT_ID, long.as_str())
+            .body(())
+            .unwrap();
+        assert_eq!(read(req), Err(StatusCode::BAD_REQUEST));
+        let req = get("/?lastEventId=%C3%28").body(()).unwrap();
+        assert_eq!(read(req), Err(StatusCode::BAD_REQUEST));
+        let bad = http::HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        let req = get("/").header(LAST_EVENT_ID, bad).body(()).unwrap();
+        assert_eq!(read(req), Err(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn an_existing_extension_is_kept() {
+        let mut req = get("/?lastEventId=new").body(()).unwrap();
+        req.extensions_mut().insert(LastEventId::new("old"));
+        ReadCursor::default().apply(&mut req).unwrap();
+        assert_eq!(
+            req.extensions().get::<LastEventId>().unwrap().as_str(),
+            "old"
+        );
+    }
+}
