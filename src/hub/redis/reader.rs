@@ -1,0 +1,183 @@
+//! Each topic's one reader in this process: blocking `XREAD`s on its own connection, fanned
+//! out locally, reconnecting with backoff.
+
+use super::{
+    error::RedisHubError,
+    shared::{lock, Live, Position, Reader, RedisHub, MAX_BACKOFF},
+    wire::{parse_entries, parse_xread, to_event, Rid, PAGE},
+};
+use crate::{event::Event, hub::new_epoch};
+use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
+use std::{sync::Arc, time::Duration};
+
+async fn reader_connection(hub: &RedisHub) -> Result<MultiplexedConnection, redis::RedisError> {
+    // Blocking reads hold the connection: a dedicated one per topic reader, with a response
+    // timeout above the block time so a vanished server is noticed.
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(hub.inner.timeout))
+        .set_response_timeout(Some(hub.inner.block + Duration::from_secs(3)));
+    hub.inner
+        .client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// The topic's one reader in this process: blocking `XREAD`s, fanned out locally.
+pub(super) async fn run_reader(hub: RedisHub, reader: Arc<Reader>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match read_until_error(&hub, &reader).await {
+            Ok(()) => return, // idle: stopped
+            Err(error) => {
+                hub.record(Some(&RedisHubError::from(error.clone())));
+                tracing::debug!(%error, topic = %reader.topic, ?backoff, "redis hub: reader reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), redis::RedisError> {
+    let mut conn = reader_connection(hub).await?;
+    let epoch: String = hub
+        .inner
+        .ensure
+        .key(&reader.stream)
+        .key(&reader.epoch_key)
+        .arg(new_epoch())
+        .invoke_async(&mut conn)
+        .await?;
+    hub.record(None);
+    let current = reader.position.borrow().clone();
+    match current {
+        // First start: live entries begin after the stream's current end.
+        None => {
+            let last = stream_end(&mut conn, &reader.stream).await?;
+            reader.position.send_replace(Some(Position {
+                epoch: epoch.into(),
+                last,
+            }));
+        }
+        // The stream was lost while we were away: subscribers reset, then get everything the
+        // new stream holds (all of it came after the loss).
+        Some(p) if *p.epoch != *epoch => {
+            fan_out_reset(
+                reader,
+                Position {
+                    epoch: epoch.into(),
+                    last: Rid::ZERO,
+                },
+            );
+        }
+        // Reconnected to the same stream: resume from the last id fanned out.
+        Some(_) => {}
+    }
+    loop {
+        if stop_if_idle(hub, reader) {
+            return Ok(());
+        }
+        let Some(position) = reader.position.borrow().clone() else {
+            return Ok(());
+        };
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(PAGE)
+            .arg("BLOCK")
+            .arg(hub.inner.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&reader.stream)
+            .arg(position.last.to_string())
+            .query_async(&mut conn)
+            .await?;
+        let entries = parse_xread(reply);
+        if entries.is_empty() {
+            // Idle: check that the stream still exists under the same epoch.
+            let epoch: Option<String> = redis::cmd("GET")
+                .arg(&reader.epoch_key)
+                .query_async(&mut conn)
+                .await?;
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&reader.stream)
+                .query_async(&mut conn)
+                .await?;
+            if !exists || epoch.as_deref() != Some(&*position.epoch) {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "stream lost; restarting the reader",
+                )));
+            }
+            continue;
+        }
+        let mut new_epoch_seen = None;
+        for (id, fields) in entries {
+            let event = to_event(&position.epoch, id, &fields, &mut new_epoch_seen);
+            if let Some(epoch) = new_epoch_seen.take() {
+                // Recreated under our feet: reset subscribers just before this entry, which
+                // the next read returns again.
+                fan_out_reset(
+                    reader,
+                    Position {
+                        epoch: epoch.into(),
+                        last: id.before(),
+                    },
+                );
+                break;
+            }
+            fan_out(reader, id, event);
+        }
+    }
+}
+
+/// The id of the stream's last entry (`0-0` when empty).
+async fn stream_end(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+) -> Result<Rid, redis::RedisError> {
+    let last: Value = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(parse_entries(last).first().map_or(Rid::ZERO, |(id, _)| *id))
+}
+
+/// Advances the position past `id` and, for an event, hands it to the local subscribers.
+fn fan_out(reader: &Reader, id: Rid, event: Option<Event>) {
+    reader.position.send_modify(|p| {
+        if let Some(p) = p {
+            p.last = id;
+        }
+        // Sent while the position is held: a subscriber registering now sees either this
+        // position (and not the entry) or the old one (and the entry).
+        if let Some(event) = event {
+            let _ = reader.tx.send(Live::Entry { id, event });
+        }
+    });
+}
+
+fn fan_out_reset(reader: &Reader, position: Position) {
+    reader.position.send_modify(|p| {
+        *p = Some(position.clone());
+        let _ = reader.tx.send(Live::Reset(position));
+    });
+}
+
+/// Stops the reader when no subscriber is left (under the hub's readers lock, so a
+/// concurrent subscribe either finds it running or starts a new one).
+fn stop_if_idle(hub: &RedisHub, reader: &Arc<Reader>) -> bool {
+    let mut readers = lock(&hub.inner.readers);
+    if reader.tx.receiver_count() > 0 {
+        return false;
+    }
+    if readers
+        .get(&reader.topic)
+        .is_some_and(|r| Arc::ptr_eq(r, reader))
+    {
+        readers.remove(&reader.topic);
+    }
+    true
+}

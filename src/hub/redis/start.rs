@@ -1,0 +1,191 @@
+//! The beginning of a subscription, or a catch-up after lagging: replay from the cursor with
+//! `XRANGE`, or the `reset` event when the cursor cannot be honoured.
+
+use super::{
+    error::RedisHubError,
+    shared::{Position, Reader, RedisHub, Registered, MAX_BACKOFF},
+    wire::{as_str, cursor, parse_entries, to_event, Rid, PAGE},
+};
+use crate::{
+    event::Event,
+    hub::{position_event, reset_event, ResetReason},
+};
+use redis::{aio::ConnectionManager, Value};
+use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Subscribe,
+    CatchUp,
+}
+
+/// The beginning of a subscription (or a catch-up after lagging): what to deliver first, and
+/// from which id live entries count.
+pub(super) struct Start {
+    pub(super) items: VecDeque<Event>,
+    pub(super) epoch: Arc<str>,
+    pub(super) last: Rid,
+}
+
+pub(super) type StartFuture = Pin<Box<dyn Future<Output = Start> + Send>>;
+
+pub(super) async fn start(
+    hub: RedisHub,
+    reader: Arc<Reader>,
+    registered: Registered,
+    from: Option<String>,
+    phase: Phase,
+) -> Start {
+    // Entries up to `here` are replayed (or were published before the subscription), entries
+    // after it arrive live.
+    let here = match registered.at {
+        Some(at) => at,
+        None => {
+            let mut watch = registered.watch;
+            loop {
+                if let Some(p) = watch.borrow_and_update().clone() {
+                    break p;
+                }
+                if watch.changed().await.is_err() {
+                    // The reader is gone: nothing will ever arrive.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        // Each command is bounded by the connection's response timeout (the hub's timeout);
+        // the replay as a whole is not, as a long one is legitimate.
+        let result = try_start(&hub, &reader, &here, from.as_deref(), phase)
+            .await
+            .map_err(RedisHubError::from);
+        hub.record(result.as_ref().err());
+        match result {
+            Ok(start) => return start,
+            Err(error) => {
+                tracing::debug!(%error, topic = %reader.topic, "redis hub: replay failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn try_start(
+    hub: &RedisHub,
+    reader: &Reader,
+    here: &Position,
+    from: Option<&str>,
+    phase: Phase,
+) -> Result<Start, redis::RedisError> {
+    let reset = |reason| Start {
+        items: VecDeque::from([reset_event(reason, &cursor(&here.epoch, here.last))]),
+        epoch: here.epoch.clone(),
+        last: here.last,
+    };
+    let Some(from) = from else {
+        return Ok(Start {
+            items: VecDeque::from([position_event(&cursor(&here.epoch, here.last))]),
+            epoch: here.epoch.clone(),
+            last: here.last,
+        });
+    };
+    let Some((epoch, id)) = from
+        .split_once('.')
+        .and_then(|(e, id)| Some((e, Rid::parse(id)?)))
+    else {
+        return Ok(reset(ResetReason::Invalid));
+    };
+    if epoch != &*here.epoch {
+        let well_formed = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit());
+        return Ok(reset(if well_formed {
+            ResetReason::UnknownEpoch
+        } else {
+            ResetReason::Invalid
+        }));
+    }
+    let mut conn = hub.inner.conn.clone();
+    if history_lost_after(&mut conn, &reader.stream, id).await? {
+        return Ok(reset(ResetReason::Expired));
+    }
+    let mut items = VecDeque::new();
+    if phase == Phase::Subscribe {
+        items.push_back(position_event(&cursor(epoch, id)));
+    }
+    // Replay (id, here.last] in pages.
+    let mut after = id;
+    while after < here.last {
+        let page: Value = redis::cmd("XRANGE")
+            .arg(&reader.stream)
+            .arg(format!("({after}"))
+            .arg(here.last.to_string())
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(&mut conn)
+            .await?;
+        let entries = parse_entries(page);
+        if entries.is_empty() {
+            break;
+        }
+        for (rid, fields) in entries {
+            after = rid;
+            if let Some(event) = to_event(&here.epoch, rid, &fields, &mut None) {
+                items.push_back(event);
+            }
+        }
+    }
+    Ok(Start {
+        items,
+        epoch: here.epoch.clone(),
+        last: here.last.max(id),
+    })
+}
+
+/// Whether entries after `id` may have been removed, from `XINFO STREAM`: an entry newer
+/// than `id` was deleted (`max-deleted-entry-id`, set by `XDEL`), or the oldest kept entry is
+/// newer than `id` and is not the stream's creation marker (trimming removed the front).
+/// Conservative: a cursor exactly at the trim boundary is reset too, never a silent gap.
+async fn history_lost_after(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    id: Rid,
+) -> Result<bool, redis::RedisError> {
+    let info: Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(conn)
+        .await?;
+    let pairs: Vec<(Value, Value)> = match info {
+        Value::Map(pairs) => pairs,
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+        _ => Vec::new(),
+    };
+    for (k, v) in pairs {
+        match as_str(&k).as_deref() {
+            Some("max-deleted-entry-id")
+                if as_str(&v)
+                    .and_then(|s| Rid::parse(&s))
+                    .is_some_and(|deleted| deleted > id) =>
+            {
+                return Ok(true);
+            }
+            Some("first-entry") => {
+                if let Some((first, fields)) = parse_entries(Value::Array(vec![v])).pop() {
+                    if first > id && !fields.contains_key("init") {
+                        return Ok(true);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
