@@ -48,7 +48,7 @@
 
 pub use crate::cursor::{LastEventId, DEFAULT_MAX_LEN, DEFAULT_QUERY_PARAM, LAST_EVENT_ID};
 
-use crate::{body::GuardBody, cursor::ReadCursor, guard::ResponseFuture};
+use crate::{body::GuardBody, cursor::ReadCursor, guard_future::ResponseFuture};
 use http::{Request, Response};
 use std::{
     borrow::Cow,

@@ -83,9 +83,9 @@ mod push;
 pub mod rejection;
 pub mod stream;
 
-mod guard;
+mod guard_future;
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
-mod transport;
+mod inner_service;
 
 #[cfg(feature = "heartbeat")]
 #[cfg_attr(docsrs, doc(cfg(feature = "heartbeat")))]
@@ -146,7 +146,7 @@ pub use rejection::Reject;
 pub use stream::PushStreamExt;
 
 /// Re-export of the response future of the guard layers.
-pub use guard::ResponseFuture as GuardResponseFuture;
+pub use guard_future::ResponseFuture as GuardResponseFuture;
 
 #[cfg(test)]
 mod test_helpers;

@@ -1,5 +1,5 @@
 /// Adds `get_ref`, `get_mut` and `into_inner` for a transport, whose inner service sits in a
-/// `transport::Inner` field named `inner`.
+/// `inner_service::Inner` field named `inner`.
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 macro_rules! define_transport_accessors {
     () => {

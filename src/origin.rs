@@ -34,7 +34,7 @@
 //! # }
 //! ```
 
-use crate::{body::GuardBody, guard::ResponseFuture, rejection::Reject};
+use crate::{body::GuardBody, guard_future::ResponseFuture, rejection::Reject};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::{
     sync::Arc,

@@ -1,12 +1,12 @@
 //! Response bodies of the transports and of the guard layers.
 
 mod full;
-mod guard;
+mod guard_body;
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 mod push;
 
 pub use full::Full;
-pub use guard::GuardBody;
+pub use guard_body::GuardBody;
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 #[cfg_attr(
     docsrs,

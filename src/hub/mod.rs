@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+mod contract;
 mod live;
 mod memory;
 #[cfg(feature = "redis")]
@@ -61,110 +62,7 @@ mod subscribe;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription};
 pub use crate::cursor::Cursor;
+pub(crate) use contract::{new_epoch, position_event, reset_event, ResetReason};
+pub use contract::{Hub, RESET_EVENT};
 pub use memory::{MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats};
 pub use subscribe::Subscribe;
-
-use crate::event::Event;
-use futures_core::Stream;
-use std::future::Future;
-
-/// The name of the event that says a cursor could not be honoured.
-/// See the [module docs](crate::hub#the-subscription-stream).
-pub const RESET_EVENT: &str = "reset";
-
-/// A backbone that publishes events to topics and subscribes from a cursor.
-///
-/// Implementations must keep the properties the [module docs](crate::hub) describe; the crate's
-/// behavioural test suite runs against each one.
-pub trait Hub: Clone + Send + Sync + 'static {
-    /// The stream [`subscribe`](Hub::subscribe) returns.
-    type Subscription: Stream<Item = Event> + Send + Unpin + 'static;
-    /// What [`publish`](Hub::publish) can fail with.
-    type Error: std::error::Error + Send + Sync + 'static;
-
-    /// Publishes `event` to `topic`, replacing its id with its cursor, and returns the cursor.
-    ///
-    /// # Errors
-    ///
-    /// When the backbone cannot store the event.
-    fn publish(
-        &self,
-        topic: &str,
-        event: Event,
-    ) -> impl Future<Output = Result<Cursor, Self::Error>> + Send;
-
-    /// Whether the backbone can serve a new subscription now: `Err` while it is known to be
-    /// unreachable, so that [`Subscribe`] refuses with `503` and `Retry-After` at once
-    /// instead of holding a connection that cannot be served. Answers without waiting. The
-    /// default (an embedded hub) is always available.
-    ///
-    /// # Errors
-    ///
-    /// When the backbone is known to be down.
-    fn available(&self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    /// Subscribes to `topic` after the cursor `from` (or from now, when `None`).
-    ///
-    /// The subscription is registered before this returns: an event published after it is
-    /// always delivered.
-    fn subscribe(&self, topic: &str, from: Option<&str>) -> Self::Subscription;
-}
-
-/// Why a subscription starts with a [`RESET_EVENT`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResetReason {
-    Invalid,
-    UnknownEpoch,
-    Expired,
-}
-
-impl ResetReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            ResetReason::Invalid => "invalid",
-            ResetReason::UnknownEpoch => "unknown-epoch",
-            ResetReason::Expired => "expired",
-        }
-    }
-}
-
-/// The reset event: id = current cursor, data = `{"reason":..,"cursor":..}`.
-pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
-    let mut data = bytes::BytesMut::new();
-    data.extend_from_slice(b"{\"reason\":");
-    crate::json::json_string(&mut data, reason.as_str());
-    data.extend_from_slice(b",\"cursor\":");
-    crate::json::json_string(&mut data, current.as_str());
-    data.extend_from_slice(b"}");
-    let data = String::from_utf8(data.to_vec()).expect("JSON of strings is UTF-8");
-    Event::new()
-        .data(data)
-        .event(RESET_EVENT)
-        .and_then(|e| e.id(current.as_str()))
-        .expect("cursors and the reset name hold no line breaks")
-}
-
-/// A new random epoch: 16 hex digits. Not a secret, only different for every hub instance or
-/// stream incarnation.
-pub(crate) fn new_epoch() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.write_u128(now);
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
-}
-
-/// The position event: an id-only event.
-pub(crate) fn position_event(cursor: &Cursor) -> Event {
-    Event::new()
-        .id(cursor.as_str())
-        .expect("cursors hold no line breaks")
-}

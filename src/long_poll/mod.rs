@@ -67,11 +67,6 @@ mod future;
 mod service;
 
 pub use future::ResponseFuture;
-pub use service::{LongPoll, LongPollLayer};
-
-/// The default hold timeout: 25 seconds.
-pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
-/// The default cap on events per answer: 100.
-pub const DEFAULT_MAX_EVENTS: usize = 100;
-/// The default cap on the JSON bytes of the events per answer: 64 KiB.
-pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+pub use service::{
+    LongPoll, LongPollLayer, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT,
+};

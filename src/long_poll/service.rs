@@ -1,10 +1,10 @@
-use super::{ResponseFuture, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT};
+use super::ResponseFuture;
 use crate::{
     body::PushBody,
     cursor::{LastEventId, ReadCursor},
     error::BoxError,
+    inner_service::Inner,
     push::IntoPush,
-    transport::Inner,
 };
 use futures_core::Stream;
 use http::{Request, Response};
@@ -15,6 +15,13 @@ use std::{
 };
 use tower_layer::Layer;
 use tower_service::Service;
+
+/// The default hold timeout: 25 seconds.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+/// The default cap on events per answer: 100.
+pub const DEFAULT_MAX_EVENTS: usize = 100;
+/// The default cap on the JSON bytes of the events per answer: 64 KiB.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 
 /// Settings of the long-poll transport, shared with [`Negotiate`](crate::negotiate::Negotiate).
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody, error::BoxError, long_poll::LongPollLayer, push::IntoPush, rejection,
-    sse::SseLayer, transport::Inner,
+    body::PushBody, error::BoxError, inner_service::Inner, long_poll::LongPollLayer,
+    push::IntoPush, rejection, sse::SseLayer,
 };
 use futures_core::Stream;
 use http::{header, HeaderMap, Method, Request, Response};

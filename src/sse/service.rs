@@ -1,6 +1,6 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody, cursor::ReadCursor, error::BoxError, push::IntoPush, transport::Inner,
+    body::PushBody, cursor::ReadCursor, error::BoxError, inner_service::Inner, push::IntoPush,
 };
 use bytes::Bytes;
 use futures_core::Stream;

@@ -5,7 +5,7 @@ use super::{
     handshake::{self, Subprotocol},
     socket::Inbound,
 };
-use crate::{body::PushBody, error::BoxError, push::IntoPush, transport::Inner};
+use crate::{body::PushBody, error::BoxError, inner_service::Inner, push::IntoPush};
 use futures_core::Stream;
 use http::{HeaderValue, Request, Response};
 use std::{
