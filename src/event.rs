@@ -41,7 +41,7 @@
 //!
 //! [WHATWG rules]: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use std::{fmt, sync::Arc, sync::OnceLock, time::Duration};
 
 pub use crate::{
@@ -67,7 +67,7 @@ struct Inner {
     sse: OnceLock<Bytes>,
     json: OnceLock<Bytes>,
     #[cfg(feature = "ws")]
-    ws: OnceLock<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    ws: OnceLock<crate::ws::wire::Text>,
 }
 
 /// Why an [`Event`] field was refused.
@@ -235,7 +235,16 @@ impl Event {
     pub fn to_sse(&self) -> Bytes {
         self.inner
             .sse
-            .get_or_init(|| encode_sse(&self.inner))
+            .get_or_init(|| {
+                let i = &self.inner;
+                crate::sse::wire::encode(
+                    i.comment.as_deref(),
+                    i.id.as_deref(),
+                    i.event.as_deref(),
+                    i.retry,
+                    i.data.as_deref(),
+                )
+            })
             .clone()
     }
 
@@ -255,14 +264,8 @@ impl Event {
 #[cfg(feature = "ws")]
 impl Event {
     /// The WebSocket text payload (the JSON object), validated as UTF-8 once and shared.
-    pub(crate) fn to_ws_text(&self) -> tokio_tungstenite::tungstenite::Utf8Bytes {
-        self.inner
-            .ws
-            .get_or_init(|| {
-                tokio_tungstenite::tungstenite::Utf8Bytes::try_from(self.to_json())
-                    .expect("JSON of UTF-8 strings is UTF-8")
-            })
-            .clone()
+    pub(crate) fn to_ws_text(&self) -> crate::ws::wire::Text {
+        crate::ws::wire::text(&self.inner.ws, || self.to_json())
     }
 }
 
@@ -290,81 +293,6 @@ impl PartialEq for Event {
 }
 
 impl Eq for Event {}
-
-fn encode_sse(inner: &Inner) -> Bytes {
-    // Reserve the exact size: one allocation per event.
-    let line =
-        |v: &Option<Box<str>>, name: usize| v.as_deref().map_or(0, |v| name + 2 + v.len() + 1);
-    let data_cap = inner.data.as_deref().map_or(0, |d| {
-        let lines = memchr::memchr2_iter(b'\r', b'\n', d.as_bytes()).count() + 1;
-        d.len() + lines * 7
-    });
-    let capacity = line(&inner.comment, 0)
-        + line(&inner.id, 2)
-        + line(&inner.event, 5)
-        + inner.retry.map_or(0, |_| 48)
-        + data_cap
-        + 1;
-    let mut buf = BytesMut::with_capacity(capacity);
-    if let Some(comment) = &inner.comment {
-        buf.put_slice(b": ");
-        buf.put_slice(comment.as_bytes());
-        buf.put_u8(b'\n');
-    }
-    if let Some(id) = &inner.id {
-        field(&mut buf, b"id", id);
-    }
-    if let Some(event) = &inner.event {
-        field(&mut buf, b"event", event);
-    }
-    if let Some(retry) = inner.retry {
-        buf.put_slice(b"retry: ");
-        let mut digits = [0u8; 40];
-        buf.put_slice(format_u128(retry.as_millis(), &mut digits));
-        buf.put_u8(b'\n');
-    }
-    if let Some(data) = &inner.data {
-        // WHATWG: a line ends at CRLF, lone CR or lone LF; each line becomes one `data:` field.
-        let bytes = data.as_bytes();
-        let mut start = 0;
-        while let Some(pos) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
-            let end = start + pos;
-            field_bytes(&mut buf, b"data", &bytes[start..end]);
-            start = end + 1;
-            if bytes[end] == b'\r' && bytes.get(start) == Some(&b'\n') {
-                start += 1;
-            }
-        }
-        field_bytes(&mut buf, b"data", &bytes[start..]);
-    }
-    buf.put_u8(b'\n');
-    buf.freeze()
-}
-
-fn field(buf: &mut BytesMut, name: &[u8], value: &str) {
-    field_bytes(buf, name, value.as_bytes());
-}
-
-fn field_bytes(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
-    buf.put_slice(name);
-    // Always `name: value`: the parser strips exactly one space, so a leading space survives.
-    buf.put_slice(b": ");
-    buf.put_slice(value);
-    buf.put_u8(b'\n');
-}
-
-fn format_u128(mut n: u128, out: &mut [u8; 40]) -> &[u8] {
-    let mut i = out.len();
-    loop {
-        i -= 1;
-        out[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &out[i..]
-}
 
 #[cfg(test)]
 mod tests {

@@ -103,8 +103,6 @@ pub mod long_poll;
 #[cfg_attr(docsrs, doc(cfg(feature = "negotiate")))]
 pub mod negotiate;
 
-#[cfg(feature = "sse")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sse")))]
 pub mod sse;
 
 #[cfg(feature = "ws")]

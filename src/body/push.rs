@@ -1,4 +1,7 @@
-use crate::event::{BoxError, IntoPush, Push};
+use crate::{
+    error::BoxError,
+    push::{IntoPush, Push},
+};
 use bytes::Bytes;
 use futures_core::Stream;
 use http_body::{Frame, SizeHint};
@@ -10,19 +13,6 @@ use std::{
     pin::Pin,
     task::{ready, Context, Poll},
 };
-
-/// A cursor-only event as a visible `position` event, for clients that must read the cursor
-/// (an `EventSource` cannot see the id of a block without data).
-fn position_block(id: &str) -> Bytes {
-    let mut block = Vec::with_capacity(id.len() + 32);
-    block.extend_from_slice(b"id: ");
-    block.extend_from_slice(id.as_bytes());
-    block.extend_from_slice(b"\nevent: position\ndata: \n\n");
-    Bytes::from(block)
-}
-
-/// What an SSE heartbeat writes: an empty comment line and a blank line.
-const SSE_HEARTBEAT: &[u8] = b":\n\n";
 
 pin_project! {
     /// The response body of the push transports ([`Sse`](crate::sse::Sse),
@@ -132,10 +122,10 @@ where
                 // back to back (vectored), flushing only when the stream is pending.
                 let frame = match ready!(stream.poll_next(cx)).map(IntoPush::into_push) {
                     Some(Ok(Push::Event(event))) if *named_positions && event.is_cursor_only() => {
-                        position_block(event.get_id().unwrap_or_default())
+                        crate::sse::wire::position_block(event.get_id().unwrap_or_default())
                     }
                     Some(Ok(Push::Event(event))) => event.to_sse(),
-                    Some(Ok(Push::Heartbeat)) => Bytes::from_static(SSE_HEARTBEAT),
+                    Some(Ok(Push::Heartbeat)) => Bytes::from_static(crate::sse::wire::HEARTBEAT),
                     Some(Ok(Push::Shutdown)) => {
                         *done = true;
                         return Poll::Ready(None);

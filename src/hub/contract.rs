@@ -30,7 +30,7 @@ pub trait Hub: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Cursor, Self::Error>> + Send;
 
     /// Whether the backbone can serve a new subscription now: `Err` while it is known to be
-    /// unreachable, so that [`Subscribe`] refuses with `503` and `Retry-After` at once
+    /// unreachable, so that [`Subscribe`](super::Subscribe) refuses with `503` and `Retry-After` at once
     /// instead of holding a connection that cannot be served. Answers without waiting. The
     /// default (an embedded hub) is always available.
     ///

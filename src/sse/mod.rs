@@ -59,8 +59,15 @@
 //!
 //! [`text/event-stream`]: https://html.spec.whatwg.org/multipage/server-sent-events.html
 
+#[cfg(feature = "sse")]
 mod future;
+#[cfg(feature = "sse")]
 mod service;
+pub(crate) mod wire;
 
+#[cfg(feature = "sse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sse")))]
 pub use future::ResponseFuture;
+#[cfg(feature = "sse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sse")))]
 pub use service::{Sse, SseLayer};

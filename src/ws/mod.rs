@@ -80,6 +80,7 @@ mod handshake;
 mod service;
 mod socket;
 mod upgrade;
+pub(crate) mod wire;
 
 pub use config::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_TIMEOUT};
 pub use future::ResponseFuture;

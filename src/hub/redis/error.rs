@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, time::Duration};
 
-/// What [`RedisHub`] operations fail with: Redis could not be reached in time, or answered
+/// What [`RedisHub`](super::RedisHub) operations fail with: Redis could not be reached in time, or answered
 /// an error.
 #[derive(Debug)]
 pub struct RedisHubError {

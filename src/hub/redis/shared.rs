@@ -27,7 +27,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A [`Hub`] on Redis Streams, for several processes: any instance serves any client, resume
+/// A [`Hub`](crate::hub::Hub) on Redis Streams, for several processes: any instance serves any client, resume
 /// included.
 ///
 /// * **Publish** is one `XADD` (through a Lua script) with an approximate `MAXLEN` (default
@@ -110,7 +110,7 @@ impl RedisHubBuilder {
     /// How long a publish, a replay, a ticket redemption or a connection attempt may wait on
     /// Redis before it fails with an error that [is
     /// unavailable](RedisHubError::is_unavailable). Default 1 s. While Redis is known to be
-    /// down, [`Hub::available`] says so at once, so new subscriptions are refused with `503`
+    /// down, [`Hub::available`](crate::hub::Hub::available) says so at once, so new subscriptions are refused with `503`
     /// instead of waiting; everything recovers by itself when Redis answers again.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(10));
