@@ -63,6 +63,19 @@ impl<St> PushBody<St> {
         }
     }
 
+    /// The answer for an inner service's error (a `Reject`'s status, else a logged `500`).
+    pub(crate) fn inner_error(error: BoxError) -> http::Response<Self> {
+        crate::rejection::from_inner_error(error).map(Self::full)
+    }
+
+    /// A refusal that was ready at once, taken from a response future's state.
+    pub(crate) fn refusal(response: &mut Option<http::Response<Bytes>>) -> http::Response<Self> {
+        response
+            .take()
+            .expect("ResponseFuture polled after completion")
+            .map(Self::full)
+    }
+
     pub(crate) fn full(bytes: Bytes) -> Self {
         let mut chunks = VecDeque::with_capacity(1);
         if !bytes.is_empty() {

@@ -1,4 +1,4 @@
-use crate::{body::PushBody, error::BoxError, push::IntoPush, rejection};
+use crate::{body::PushBody, error::BoxError, push::IntoPush};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Response;
@@ -70,12 +70,9 @@ where
                 named_positions,
             } => match ready!(future.poll(cx)) {
                 Ok(stream) => super::service::response(stream, head.take(), *named_positions),
-                Err(error) => rejection::from_inner_error(error.into()).map(PushBody::full),
+                Err(error) => PushBody::inner_error(error.into()),
             },
-            KindProj::Ready { response } => response
-                .take()
-                .expect("ResponseFuture polled after completion")
-                .map(PushBody::full),
+            KindProj::Ready { response } => PushBody::refusal(response),
         };
         Poll::Ready(Ok(res))
     }

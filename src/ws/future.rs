@@ -1,5 +1,5 @@
 use super::driver;
-use crate::{body::PushBody, error::BoxError, push::IntoPush, rejection};
+use crate::{body::PushBody, error::BoxError, push::IntoPush};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Response;
@@ -74,12 +74,9 @@ where
                         .expect("ResponseFuture polled after completion");
                     pending.spawn(stream).map(|()| PushBody::full(Bytes::new()))
                 }
-                Err(error) => rejection::from_inner_error(error.into()).map(PushBody::full),
+                Err(error) => PushBody::inner_error(error.into()),
             },
-            KindProj::Ready { response } => response
-                .take()
-                .expect("ResponseFuture polled after completion")
-                .map(PushBody::full),
+            KindProj::Ready { response } => PushBody::refusal(response),
         };
         Poll::Ready(Ok(res))
     }
