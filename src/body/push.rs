@@ -64,11 +64,13 @@ impl<St> PushBody<St> {
     }
 
     /// The answer for an inner service's error (a `Reject`'s status, else a logged `500`).
+    #[cfg(any(feature = "sse", feature = "ws"))]
     pub(crate) fn inner_error(error: BoxError) -> http::Response<Self> {
         crate::rejection::from_inner_error(error).map(Self::full)
     }
 
     /// A refusal that was ready at once, taken from a response future's state.
+    #[cfg(any(feature = "sse", feature = "ws"))]
     pub(crate) fn refusal(response: &mut Option<http::Response<Bytes>>) -> http::Response<Self> {
         response
             .take()
