@@ -214,6 +214,7 @@ impl<T> GuardedIo<T> {
         let sleep = self.stall.as_mut().expect("armed above");
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
+                crate::observe::write_stalled();
                 tracing::debug!(
                     timeout = ?self.stall_timeout,
                     "peer stopped reading; closing the connection"

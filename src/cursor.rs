@@ -130,7 +130,10 @@ impl ReadCursor {
         if req.extensions().get::<LastEventId>().is_some() {
             return Ok(());
         }
-        if let Some(id) = self.read(req)? {
+        let read = self.read(req).inspect_err(|reject| {
+            crate::observe::refused(reject.status(), "cursor");
+        })?;
+        if let Some(id) = read {
             req.extensions_mut().insert(id);
         }
         Ok(())

@@ -42,7 +42,11 @@
 //! [WHATWG rules]: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
 
 use bytes::Bytes;
-use std::{fmt, sync::Arc, sync::OnceLock, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 pub use crate::{
     error::BoxError,
@@ -68,6 +72,9 @@ struct Inner {
     json: OnceLock<Bytes>,
     #[cfg(feature = "ws")]
     ws: OnceLock<crate::ws::wire::Text>,
+    /// When a hub published it (for the publish-to-write metric); not part of the event.
+    #[cfg_attr(not(all(feature = "metrics", feature = "hub")), allow(dead_code))]
+    published_at: Option<Instant>,
 }
 
 /// Why an [`Event`] field was refused.
@@ -108,6 +115,23 @@ impl Event {
     /// An empty event is valid; over SSE it is an empty block, which clients ignore.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Marks the event as published now (hubs call this; it does not change the event).
+    #[cfg(feature = "hub")]
+    pub(crate) fn stamped(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).published_at = Some(Instant::now());
+        self
+    }
+
+    /// When a hub published the event, in this process.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(
+        not(any(feature = "sse", feature = "long-poll", feature = "ws")),
+        allow(dead_code)
+    )]
+    pub(crate) fn published_at(&self) -> Option<Instant> {
+        self.inner.published_at
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {

@@ -79,6 +79,8 @@ mod error;
 pub mod event;
 mod json;
 pub mod last_event_id;
+pub mod observe;
+pub mod principal;
 mod push;
 pub mod rejection;
 pub mod stream;

@@ -136,7 +136,8 @@ where
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections; retry",
             )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .cause("limit");
             return Poll::Ready(Err(reject.into()));
         };
         let stream = std::task::ready!(future.poll(cx)).map_err(Into::into)?;

@@ -163,7 +163,10 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match self.layer.check_all(req.headers()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(reject) => ResponseFuture::refused(reject.into_response()),
+            Err(reject) => {
+                crate::observe::refused(reject.status(), "origin");
+                ResponseFuture::refused(reject.into_response())
+            }
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Reject {
     status: StatusCode,
     message: Cow<'static, str>,
     header: Option<(HeaderName, HeaderValue)>,
+    /// The refusal's cause in the metrics (`inner` for an application's own).
+    cause: &'static str,
 }
 
 impl Reject {
@@ -33,6 +35,7 @@ impl Reject {
             status,
             message: message.into(),
             header: None,
+            cause: "inner",
         }
     }
 
@@ -41,6 +44,16 @@ impl Reject {
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.header = Some((name, value));
+        self
+    }
+
+    /// The cause the refusal is counted under (see [`observe`](crate::observe)).
+    #[cfg_attr(
+        not(any(feature = "drain", feature = "limit", feature = "hub")),
+        allow(dead_code)
+    )]
+    pub(crate) fn cause(mut self, cause: &'static str) -> Self {
+        self.cause = cause;
         self
     }
 
@@ -98,9 +111,13 @@ pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
 /// The response for an inner service's error: its [`Reject`], else a logged 500.
 pub(crate) fn from_inner_error(error: crate::error::BoxError) -> Response<Bytes> {
     match error.downcast::<Reject>() {
-        Ok(reject) => reject.into_response(),
+        Ok(reject) => {
+            crate::observe::refused(reject.status, reject.cause);
+            reject.into_response()
+        }
         Err(error) => {
             tracing::error!(%error, "push service failed");
+            crate::observe::refused(StatusCode::INTERNAL_SERVER_ERROR, "inner");
             text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::from_static(b"internal server error"),

@@ -1,6 +1,7 @@
 //! The verifying layer.
 
 use super::{store::RedeemFuture, MemoryTicketStore, TicketError, TicketStore, Tickets};
+pub use crate::principal::Principal;
 use crate::{body::GuardBody, rejection};
 use bytes::Bytes;
 use http::{header, uri::PathAndQuery, HeaderValue, Request, Response, StatusCode, Uri};
@@ -12,30 +13,9 @@ use std::{
     pin::Pin,
     task::{ready, Context, Poll},
 };
+
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// The principal a verified ticket was minted for, placed in request extensions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Principal(String);
-
-impl Principal {
-    /// Wraps a principal (for an upstream auth layer that puts it where
-    /// [`MintTicket`](super::MintTicket) finds it).
-    pub fn new(principal: impl Into<String>) -> Self {
-        Self(principal.into())
-    }
-
-    /// The principal.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The principal, owned.
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
 
 /// The prefix of a `Sec-WebSocket-Protocol` entry that carries a ticket: `ticket.<ticket>`.
 pub const PROTOCOL_PREFIX: &str = "ticket.";
@@ -244,6 +224,7 @@ fn refusal(error: TicketError) -> Response<Bytes> {
         TicketError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     };
+    crate::observe::refused(status, "ticket");
     let mut res = rejection::text(status, Bytes::from(error.to_string()));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         res.headers_mut()
@@ -287,7 +268,8 @@ where
         };
         // Remembered until the ticket would be refused as expired anyway.
         let expires_at = claims.expires_at.saturating_add(self.tickets.skew_secs());
-        req.extensions_mut().insert(Principal(claims.principal));
+        req.extensions_mut()
+            .insert(Principal::new(claims.principal));
         let redeem = self.store.redeem(claims.nonce, expires_at);
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let clone = self.inner.clone();

@@ -1,5 +1,6 @@
 use crate::{
     error::BoxError,
+    observe::Connection,
     push::{IntoPush, Push},
 };
 use bytes::Bytes;
@@ -36,6 +37,7 @@ pin_project! {
             head: Option<Bytes>,
             named_positions: bool,
             done: bool,
+            connection: Connection,
         },
         Chunks {
             chunks: VecDeque<Bytes>,
@@ -45,13 +47,19 @@ pin_project! {
 
 impl<St> PushBody<St> {
     #[cfg(feature = "sse")]
-    pub(crate) fn sse(stream: St, head: Option<Bytes>, named_positions: bool) -> Self {
+    pub(crate) fn sse(
+        stream: St,
+        head: Option<Bytes>,
+        named_positions: bool,
+        connection: Connection,
+    ) -> Self {
         Self {
             kind: Kind::Stream {
                 stream,
                 head,
                 named_positions,
                 done: false,
+                connection,
             },
         }
     }
@@ -126,32 +134,48 @@ where
                 head,
                 named_positions,
                 done,
+                connection,
             } => {
                 if let Some(head) = head.take() {
+                    connection.wrote(head.len());
                     return Poll::Ready(Some(Ok(Frame::data(head))));
                 }
                 if *done {
                     return Poll::Ready(None);
                 }
+                let _entered = connection.span().clone().entered();
                 // One frame per ready event: hyper polls again at once and writes the frames
                 // back to back (vectored), flushing only when the stream is pending.
                 let frame = match ready!(stream.poll_next(cx)).map(IntoPush::into_push) {
                     Some(Ok(Push::Event(event))) if *named_positions && event.is_cursor_only() => {
-                        crate::sse::wire::position_block(event.get_id().unwrap_or_default())
+                        let block =
+                            crate::sse::wire::position_block(event.get_id().unwrap_or_default());
+                        connection.wrote(block.len());
+                        block
                     }
-                    Some(Ok(Push::Event(event))) => event.to_sse(),
-                    Some(Ok(Push::Heartbeat)) => Bytes::from_static(crate::sse::wire::HEARTBEAT),
+                    Some(Ok(Push::Event(event))) => {
+                        let bytes = event.to_sse();
+                        connection.delivered(&event, bytes.len());
+                        bytes
+                    }
+                    Some(Ok(Push::Heartbeat)) => {
+                        connection.wrote(crate::sse::wire::HEARTBEAT.len());
+                        Bytes::from_static(crate::sse::wire::HEARTBEAT)
+                    }
                     Some(Ok(Push::Shutdown)) => {
+                        connection.close_reason("drain");
                         *done = true;
                         return Poll::Ready(None);
                     }
                     Some(Err(error)) => {
                         let error: BoxError = error.into();
                         tracing::debug!(%error, "push stream failed; ending the SSE body");
+                        connection.close_reason("error");
                         *done = true;
                         return Poll::Ready(None);
                     }
                     None => {
+                        connection.close_reason("stream_ended");
                         *done = true;
                         return Poll::Ready(None);
                     }

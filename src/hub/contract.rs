@@ -68,6 +68,7 @@ impl ResetReason {
 
 /// The reset event: id = current cursor, data = `{"reason":..,"cursor":..}`.
 pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
+    crate::observe::reset(reason.as_str());
     let mut data = bytes::BytesMut::new();
     data.extend_from_slice(b"{\"reason\":");
     crate::json::json_string(&mut data, reason.as_str());

@@ -1,6 +1,6 @@
 use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
-use crate::event::Event;
+use crate::{event::Event, observe};
 use futures_core::Stream;
 use std::{
     collections::{HashMap, VecDeque},
@@ -157,7 +157,9 @@ impl MemoryHub {
         let cursor = self.cursor(offset);
         let event = event
             .id(cursor.as_str())
-            .expect("cursors hold no line breaks");
+            .expect("cursors hold no line breaks")
+            .stamped();
+        observe::published("memory");
         let entry = Entry { offset, event };
         if state.ring.len() == self.shared.history {
             state.ring.pop_front();
@@ -257,6 +259,7 @@ impl Hub for MemoryHub {
     }
 
     fn subscribe(&self, topic: &str, from: Option<&str>) -> MemorySubscription {
+        observe::record_topic(topic);
         let topic = self.topic(topic);
         let state = lock(&topic.state);
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
@@ -341,7 +344,10 @@ impl Stream for MemorySubscription {
                     return Poll::Ready(Some(entry.event));
                 }
                 // A gap: only after lagging, which the buffer reports first; handled alike.
-                Ok(_) | Err(RecvError::Lagged(_)) => this.catch_up(),
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    observe::lagged();
+                    this.catch_up()
+                }
             }
         }
     }

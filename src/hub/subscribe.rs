@@ -59,7 +59,8 @@ impl<H: Hub, B> Service<Request<B>> for Subscribe<H> {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backbone unavailable; retry",
             )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))));
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .cause("backbone")));
         }
         let from = req
             .extensions()

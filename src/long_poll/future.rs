@@ -1,6 +1,11 @@
 use super::service::Config;
 use crate::{
-    body::PushBody, error::BoxError, json::json_string, push::IntoPush, push::Push, rejection,
+    body::PushBody,
+    error::BoxError,
+    json::json_string,
+    observe::Connection,
+    push::{IntoPush, Push},
+    rejection,
 };
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
@@ -15,6 +20,7 @@ use std::{
     task::{ready, Context, Poll},
 };
 use tokio::time::{Instant, Sleep};
+use tracing::Span;
 
 pin_project! {
     /// Response future of [`LongPoll`](super::LongPoll): holds the poll and collects the batch.
@@ -47,10 +53,14 @@ struct Batch {
     events: Vec<Bytes>,
     bytes: usize,
     failed: bool,
+    shutdown: bool,
+    /// The poll's span; its connection opens once the inner service gave the stream.
+    span: Span,
+    connection: Option<Connection>,
 }
 
 impl<F, St> ResponseFuture<F, St> {
-    pub(crate) fn new(future: F, config: &Config, cursor: Option<String>) -> Self {
+    pub(crate) fn new(future: F, config: &Config, cursor: Option<String>, span: Span) -> Self {
         let batch = Batch {
             deadline: Instant::now() + config.timeout,
             max_events: config.max_events,
@@ -61,6 +71,9 @@ impl<F, St> ResponseFuture<F, St> {
             events: Vec::new(),
             bytes: 0,
             failed: false,
+            shutdown: false,
+            span,
+            connection: None,
         };
         Self {
             kind: Kind::Calling {
@@ -112,14 +125,16 @@ where
                     return Poll::Ready(Ok(res.map(PushBody::full)));
                 }
                 KindProj::Calling { future, batch } => {
-                    let stream = match ready!(future.poll(cx)) {
+                    let span = &batch.as_ref().expect("batch is present while calling").span;
+                    let stream = match ready!(span.in_scope(|| future.poll(cx))) {
                         Ok(stream) => stream,
                         Err(error) => {
                             let res = rejection::from_inner_error(error.into());
                             return Poll::Ready(Ok(res.map(PushBody::full)));
                         }
                     };
-                    let batch = batch.take().expect("batch is present while calling");
+                    let mut batch = batch.take().expect("batch is present while calling");
+                    batch.connection = Some(Connection::open(batch.span.clone(), "long-poll"));
                     kind.set(Kind::Collecting {
                         stream,
                         sleep: tokio::time::sleep_until(batch.deadline),
@@ -163,6 +178,9 @@ impl Batch {
                             continue;
                         }
                         let json = event.to_json();
+                        if let Some(connection) = &mut self.connection {
+                            connection.delivered(&event, json.len());
+                        }
                         self.bytes += json.len();
                         self.events.push(json);
                         if self.events.len() >= self.max_events || self.bytes >= self.max_bytes {
@@ -171,7 +189,10 @@ impl Batch {
                     }
                     Ok(Push::Heartbeat) => {}
                     // Draining: answer now; the client's next poll reaches another instance.
-                    Ok(Push::Shutdown) => return Poll::Ready(()),
+                    Ok(Push::Shutdown) => {
+                        self.shutdown = true;
+                        return Poll::Ready(());
+                    }
                     Err(error) => {
                         let error: BoxError = error.into();
                         tracing::debug!(%error, "push stream failed; answering the poll");
@@ -191,6 +212,19 @@ impl Batch {
     }
 
     fn respond<St>(&mut self) -> Response<PushBody<St>> {
+        // The poll's connection ends with this answer.
+        let mut connection = self.connection.take();
+        if let Some(connection) = &mut connection {
+            connection.close_reason(if self.failed {
+                "error"
+            } else if self.shutdown {
+                "drain"
+            } else if self.events.is_empty() && self.had_cursor && Instant::now() >= self.deadline {
+                "timeout"
+            } else {
+                "answered"
+            });
+        }
         if self.failed && self.events.is_empty() {
             let res = rejection::text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -215,6 +249,11 @@ impl Batch {
             None => tail.extend_from_slice(b"null"),
         }
         tail.extend_from_slice(b"}");
+        if let Some(connection) = &mut connection {
+            // The framing around the events' JSON (counted as they were taken).
+            connection
+                .wrote(chunks.iter().map(Bytes::len).sum::<usize>() - self.bytes + tail.len());
+        }
         chunks.push_back(tail.freeze());
 
         let mut res = Response::new(PushBody::chunks(chunks));

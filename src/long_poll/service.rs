@@ -4,6 +4,7 @@ use crate::{
     cursor::{LastEventId, ReadCursor},
     error::BoxError,
     inner_service::Inner,
+    observe,
     push::IntoPush,
 };
 use futures_core::Stream;
@@ -62,7 +63,9 @@ impl Config {
             .extensions()
             .get::<LastEventId>()
             .map(|id| id.as_str().to_owned());
-        ResponseFuture::new(inner.service.call(req), self, cursor)
+        let span = observe::connection_span("long-poll", &req);
+        let future = span.in_scope(|| inner.service.call(req));
+        ResponseFuture::new(future, self, cursor, span)
     }
 }
 

@@ -1,6 +1,6 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody, error::BoxError, inner_service::Inner, long_poll::LongPollLayer,
+    body::PushBody, error::BoxError, inner_service::Inner, long_poll::LongPollLayer, observe,
     push::IntoPush, rejection, sse::SseLayer,
 };
 use futures_core::Stream;
@@ -252,10 +252,12 @@ where
         let transport = match choose(&req) {
             Ok(transport) => transport,
             Err(NoTransport::Method) => {
-                return ResponseFuture::ready(rejection::method_not_allowed("GET"))
+                observe::refused(http::StatusCode::METHOD_NOT_ALLOWED, "method");
+                return ResponseFuture::ready(rejection::method_not_allowed("GET"));
             }
             Err(NoTransport::NotAcceptable) => {
-                return ResponseFuture::ready(rejection::not_acceptable())
+                observe::refused(http::StatusCode::NOT_ACCEPTABLE, "accept");
+                return ResponseFuture::ready(rejection::not_acceptable());
             }
         };
         req.extensions_mut().insert(transport);

@@ -1,4 +1,4 @@
-use crate::{body::PushBody, error::BoxError, push::IntoPush};
+use crate::{body::PushBody, error::BoxError, observe::Connection, push::IntoPush};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Response;
@@ -10,6 +10,7 @@ use std::{
     pin::Pin,
     task::{ready, Context, Poll},
 };
+use tracing::Span;
 
 pin_project! {
     /// Response future of [`Sse`](super::Sse).
@@ -22,18 +23,19 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Inner { #[pin] future: F, head: Option<Bytes>, named_positions: bool },
+        Inner { #[pin] future: F, head: Option<Bytes>, named_positions: bool, span: Span },
         Ready { response: Option<Response<Bytes>> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, head: Option<Bytes>, named_positions: bool) -> Self {
+    pub(crate) fn new(future: F, head: Option<Bytes>, named_positions: bool, span: Span) -> Self {
         Self {
             kind: Kind::Inner {
                 future,
                 head,
                 named_positions,
+                span,
             },
         }
     }
@@ -68,8 +70,12 @@ where
                 future,
                 head,
                 named_positions,
-            } => match ready!(future.poll(cx)) {
-                Ok(stream) => super::service::response(stream, head.take(), *named_positions),
+                span,
+            } => match ready!(span.in_scope(|| future.poll(cx))) {
+                Ok(stream) => {
+                    let connection = Connection::open(span.clone(), "sse");
+                    super::service::response(stream, head.take(), *named_positions, connection)
+                }
                 Err(error) => PushBody::inner_error(error.into()),
             },
             KindProj::Ready { response } => PushBody::refusal(response),

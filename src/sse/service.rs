@@ -1,6 +1,11 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody, cursor::ReadCursor, error::BoxError, inner_service::Inner, push::IntoPush,
+    body::PushBody,
+    cursor::ReadCursor,
+    error::BoxError,
+    inner_service::Inner,
+    observe::{self, Connection},
+    push::IntoPush,
 };
 use bytes::Bytes;
 use futures_core::Stream;
@@ -38,11 +43,9 @@ impl Config {
         if let Err(reject) = self.last_event_id.apply(&mut req) {
             return ResponseFuture::ready(reject.into_response());
         }
-        ResponseFuture::new(
-            inner.service.call(req),
-            self.head.clone(),
-            self.named_positions,
-        )
+        let span = observe::connection_span("sse", &req);
+        let future = span.in_scope(|| inner.service.call(req));
+        ResponseFuture::new(future, self.head.clone(), self.named_positions, span)
     }
 }
 
@@ -51,8 +54,9 @@ pub(crate) fn response<St>(
     stream: St,
     head: Option<Bytes>,
     named_positions: bool,
+    connection: Connection,
 ) -> Response<PushBody<St>> {
-    let mut res = Response::new(PushBody::sse(stream, head, named_positions));
+    let mut res = Response::new(PushBody::sse(stream, head, named_positions, connection));
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

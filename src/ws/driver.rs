@@ -7,7 +7,13 @@ use super::{
     handshake::{self, Handshake},
     socket::{close_code_for, close_frame, Message, Stream as WsStream},
 };
-use crate::{connection::GuardedIo, error::BoxError, push::IntoPush, push::Push};
+use crate::{
+    connection::GuardedIo,
+    error::BoxError,
+    event::Event,
+    observe::{self, Connection},
+    push::{IntoPush, Push},
+};
 use futures_core::Stream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -28,6 +34,7 @@ use tokio_tungstenite::{
     tungstenite::{self, protocol::Role},
     WebSocketStream,
 };
+use tracing::{Instrument as _, Span};
 
 /// At most this many ready events are written before one flush.
 const MAX_BATCH: usize = 64;
@@ -36,8 +43,9 @@ const MAX_BATCH: usize = 64;
 enum End {
     /// Close with this code and reason.
     Close(u16, &'static str),
-    /// The peer closed, vanished or broke the connection: nothing more to send.
-    Gone,
+    /// The peer closed, vanished or broke the connection, or missed a deadline: nothing more
+    /// to send. The close reason for the connection's report.
+    Gone(&'static str),
 }
 
 pub(crate) async fn run<St>(
@@ -45,6 +53,7 @@ pub(crate) async fn run<St>(
     stream: St,
     inbound: mpsc::Sender<Message>,
     config: Config,
+    span: Span,
 ) where
     St: Stream,
     St::Item: IntoPush,
@@ -62,7 +71,18 @@ pub(crate) async fn run<St>(
         Some(config.codec()),
     )
     .await;
-    let end = drive(&mut ws, stream, inbound, &config).await;
+    let mut connection = Connection::open(span, "websocket");
+    let end = drive(&mut ws, stream, inbound, &config, &mut connection).await;
+    connection.close_reason(match end {
+        End::Gone(reason) => reason,
+        End::Close(code, _) => match code {
+            close_code::NORMAL => "stream_ended",
+            close_code::RESTART => "drain",
+            close_code::TOO_BIG => "message_too_big",
+            close_code::INVALID | close_code::PROTOCOL => "protocol_error",
+            _ => "error",
+        },
+    });
     if let End::Close(code, reason) = end {
         // Nothing is sent after Close; wait for the peer's Close, then drop. The whole
         // handshake, our write included, is bounded by the close timeout.
@@ -80,6 +100,7 @@ async fn drive<St>(
     stream: St,
     inbound: mpsc::Sender<Message>,
     config: &Config,
+    connection: &mut Connection,
 ) -> End
 where
     St: Stream,
@@ -102,7 +123,7 @@ where
                 // Any frame proves the peer alive.
                 pong_deadline = None;
                 match frame {
-                    None => return End::Gone,
+                    None => return End::Gone("client_gone"),
                     Some(Ok(tungstenite::Message::Text(text))) => {
                         forward(&mut inbound, Message::Text(text.as_str().to_owned())).await;
                     }
@@ -112,19 +133,19 @@ where
                     // The codec queued the Pong (RFC 6455 §5.5.2) or the Close reply: send it.
                     Some(Ok(tungstenite::Message::Ping(_))) => {
                         if ws.flush().await.is_err() {
-                            return End::Gone;
+                            return End::Gone("client_gone");
                         }
                     }
                     Some(Ok(tungstenite::Message::Close(_))) => {
                         let _ = ws.flush().await;
-                        return End::Gone;
+                        return End::Gone("client_gone");
                     }
                     Some(Ok(tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_))) => {}
                     Some(Err(error)) => {
                         tracing::debug!(%error, "websocket read failed");
                         return match close_code_for(&error) {
                             Some(code) => End::Close(code.into(), reason_for(code.into())),
-                            None => End::Gone,
+                            None => End::Gone("client_gone"),
                         };
                     }
                 }
@@ -135,7 +156,11 @@ where
                 let mut end = None;
                 for out in batch.drain(..) {
                     match out {
-                        Out::Frame(frame) => frames.push(frame),
+                        Out::Event(event) => {
+                            let text = event.to_ws_text();
+                            connection.delivered(&event, text.len());
+                            frames.push(tungstenite::Message::Text(text));
+                        }
                         Out::Ping => {
                             if pong_deadline.is_none() {
                                 let at = Instant::now() + config.pong_timeout;
@@ -162,12 +187,18 @@ where
                     written = write => written,
                     () = &mut deadline, if pong_deadline.is_some() => {
                         tracing::debug!("no pong within the deadline while writing; dropping the websocket");
-                        return End::Gone;
+                        observe::pong_timeout();
+                        return End::Gone("pong_timeout");
                     }
                 };
                 if let Err(error) = written {
                     tracing::debug!(%error, "websocket write failed");
-                    return End::Gone;
+                    return End::Gone(match error {
+                        tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                            "write_stalled"
+                        }
+                        _ => "client_gone",
+                    });
                 }
                 if let Some(end) = end {
                     return end;
@@ -175,7 +206,8 @@ where
             }
             () = &mut deadline, if pong_deadline.is_some() => {
                 tracing::debug!("no pong within the deadline; dropping the websocket");
-                return End::Gone;
+                observe::pong_timeout();
+                return End::Gone("pong_timeout");
             }
         }
     }
@@ -271,14 +303,14 @@ where
 
 /// What an item of the stream asks the socket to do.
 enum Out {
-    Frame(tungstenite::Message),
+    Event(Event),
     Ping,
     End(u16, &'static str),
 }
 
 fn outbound<I: IntoPush>(item: Option<I>) -> Out {
     match item.map(IntoPush::into_push) {
-        Some(Ok(Push::Event(event))) => Out::Frame(tungstenite::Message::Text(event.to_ws_text())),
+        Some(Ok(Push::Event(event))) => Out::Event(event),
         Some(Ok(Push::Heartbeat)) => Out::Ping,
         Some(Ok(Push::Shutdown)) => Out::End(close_code::RESTART, "server restarting"),
         Some(Err(error)) => {
@@ -314,6 +346,7 @@ pub(crate) struct Pending {
     pub(crate) on_upgrade: OnUpgrade,
     pub(crate) inbound: mpsc::Sender<Message>,
     pub(crate) config: Config,
+    pub(crate) span: Span,
 }
 
 impl Pending {
@@ -324,7 +357,17 @@ impl Pending {
         St::Item: IntoPush,
     {
         let res = handshake::response(&self.handshake);
-        tokio::spawn(run(self.on_upgrade, stream, self.inbound, self.config));
+        let span = self.span.clone();
+        tokio::spawn(
+            run(
+                self.on_upgrade,
+                stream,
+                self.inbound,
+                self.config,
+                self.span,
+            )
+            .instrument(span),
+        );
         res
     }
 }

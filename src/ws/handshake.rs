@@ -35,7 +35,9 @@ pub(crate) fn accept<B>(
     req: &mut Request<B>,
     protocols: &[HeaderValue],
 ) -> Result<(Handshake, OnUpgrade), Reject> {
-    let handshake = validate(req, protocols)?;
+    let handshake = validate(req, protocols).inspect_err(|reject| {
+        crate::observe::refused(reject.status(), "handshake");
+    })?;
     let on_upgrade = req.extensions_mut().remove::<OnUpgrade>().ok_or_else(|| {
         Reject::new(
             StatusCode::INTERNAL_SERVER_ERROR,

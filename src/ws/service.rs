@@ -5,7 +5,7 @@ use super::{
     handshake::{self, Subprotocol},
     socket::Inbound,
 };
-use crate::{body::PushBody, error::BoxError, inner_service::Inner, push::IntoPush};
+use crate::{body::PushBody, error::BoxError, inner_service::Inner, observe, push::IntoPush};
 use futures_core::Stream;
 use http::{HeaderValue, Request, Response};
 use std::{
@@ -44,13 +44,16 @@ impl Config {
             req.extensions_mut()
                 .insert(Subprotocol(protocol.to_owned()));
         }
+        let span = observe::connection_span("websocket", &req);
+        let future = span.in_scope(|| inner.service.call(req));
         ResponseFuture::new(
-            inner.service.call(req),
+            future,
             driver::Pending {
                 handshake,
                 on_upgrade,
                 inbound: tx,
                 config: self.clone(),
+                span,
             },
         )
     }

@@ -13,6 +13,7 @@ use crate::{
     cursor::Cursor,
     event::Event,
     hub::{live::LiveReceiver, new_epoch, Hub},
+    observe,
 };
 use std::{collections::VecDeque, future::Future, sync::atomic::Ordering, sync::Arc};
 use tokio::sync::{broadcast, watch};
@@ -77,6 +78,7 @@ impl Hub for RedisHub {
             let id = Rid::parse(&id).ok_or_else(|| {
                 redis::RedisError::from((redis::ErrorKind::Parse, "XADD returned an unexpected id"))
             })?;
+            observe::published("redis");
             Ok(cursor(&epoch, id))
         }
     }
@@ -92,6 +94,7 @@ impl Hub for RedisHub {
     }
 
     fn subscribe(&self, topic: &str, from: Option<&str>) -> RedisSubscription {
+        observe::record_topic(topic);
         let (reader, rx, registered) = self.register(topic);
         let start = Box::pin(start(
             self.clone(),

@@ -6,7 +6,7 @@ use super::{
     shared::{lock, Live, Position, Reader, RedisHub, MAX_BACKOFF},
     wire::{parse_entries, parse_xread, to_event, Rid, PAGE},
 };
-use crate::{event::Event, hub::new_epoch};
+use crate::{event::Event, hub::new_epoch, observe};
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
 use std::{sync::Arc, time::Duration};
 
@@ -30,6 +30,7 @@ pub(super) async fn run_reader(hub: RedisHub, reader: Arc<Reader>) {
             Ok(()) => return, // idle: stopped
             Err(error) => {
                 hub.record(Some(&RedisHubError::from(error.clone())));
+                observe::backbone_reconnect("redis");
                 tracing::debug!(%error, topic = %reader.topic, ?backoff, "redis hub: reader reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -154,6 +155,7 @@ fn fan_out(reader: &Reader, id: Rid, event: Option<Event>) {
         // Sent while the position is held: a subscriber registering now sees either this
         // position (and not the entry) or the old one (and the entry).
         if let Some(event) = event {
+            let event = event.stamped();
             let _ = reader.tx.send(Live::Entry { id, event });
         }
     });

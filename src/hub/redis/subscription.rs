@@ -8,6 +8,7 @@ use super::{
 use crate::{
     event::Event,
     hub::{live::LiveReceiver, reset_event, ResetReason},
+    observe,
 };
 use futures_core::Stream;
 use std::{
@@ -73,6 +74,7 @@ impl Stream for RedisSubscription {
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Fell behind the local buffer: catch up from Redis.
+                    observe::lagged();
                     let from = cursor(&this.epoch, this.last).to_string();
                     let registered = Registered {
                         at: this.reader.position.borrow().clone(),

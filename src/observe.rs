@@ -1,0 +1,327 @@
+//! What tower-push tells operators: a `tracing` span per push connection, and metrics through
+//! the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+//!
+//! # Tracing
+//!
+//! Every push connection (an SSE response, a WebSocket, one long-poll) gets a span named
+//! `push_connection` with the fields `transport` (`sse`, `websocket`, `long-poll`),
+//! `principal` (from a [`Principal`] in the request's extensions, when there is one) and
+//! `topic` (recorded by [`Hub::subscribe`](crate::hub::Hub::subscribe)). Tickets never appear:
+//! the ticket layer removes them before the transport sees the request. The span is entered
+//! wherever the connection's work runs (the response body, the WebSocket task), so your own
+//! events inside the stream carry it too.
+//!
+//! Two `INFO` events per connection, nothing per event at `INFO`:
+//!
+//! * `push connection opened`;
+//! * `push connection closed`, with `reason` (see below), `events`, `bytes` and
+//!   `duration_ms`.
+//!
+//! Close reasons: `client_gone` (the client closed or vanished, or its connection was cut),
+//! `stream_ended`, `drain` (shutdown), `error` (the stream failed), `pong_timeout`,
+//! `write_stalled`, `message_too_big`, `protocol_error` (WebSocket), and for long-poll
+//! `answered` (events) and `timeout` (held until the timeout).
+//!
+//! `DEBUG` events: resets (with their reason), lagged subscribers catching up, refusals.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, tower-push records these through the `metrics` facade; install
+//! any recorder (for example `metrics-exporter-prometheus`) and they appear. Without a
+//! recorder the calls do nothing. Labels stay low-cardinality: no topic or user.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `tower_push_connections` | gauge | `transport` | open push connections |
+//! | `tower_push_connections_opened_total` | counter | `transport` | connections opened |
+//! | `tower_push_connections_closed_total` | counter | `transport`, `reason` | connections closed, by close reason |
+//! | `tower_push_connection_duration_seconds` | histogram | `transport` | how long connections lived |
+//! | `tower_push_events_delivered_total` | counter | `transport` | events written to clients |
+//! | `tower_push_bytes_written_total` | counter | `transport` | payload bytes written (events, heartbeats, long-poll bodies) |
+//! | `tower_push_publish_to_write_seconds` | histogram | `transport` | from the hub's publish (or, for Redis, its arrival in this process) to the write |
+//! | `tower_push_resets_total` | counter | `reason` | `reset` events: `invalid`, `unknown-epoch`, `expired` |
+//! | `tower_push_lagged_catchups_total` | counter | | subscribers that fell behind the live buffer and caught up from history |
+//! | `tower_push_refusals_total` | counter | `status`, `cause` | requests refused before a stream: `ticket`, `origin`, `limit`, `drain`, `handshake`, `cursor`, `method`, `accept`, `backbone`, `inner` |
+//! | `tower_push_pong_timeouts_total` | counter | | WebSockets dropped for a missing pong |
+//! | `tower_push_write_stalls_total` | counter | | connections cut for making no write progress |
+//! | `tower_push_events_published_total` | counter | `backbone` | events published (`memory`, `redis`) |
+//! | `tower_push_backbone_reconnects_total` | counter | `backbone` | backbone reader reconnections |
+//!
+//! Call [`describe`] once after installing the recorder to give each its help text and unit.
+//!
+//! [`Principal`]: crate::principal::Principal
+
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+use crate::{event::Event, principal::Principal};
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+use std::time::Instant;
+use tracing::Span;
+
+/// Gauge: open push connections, by `transport`.
+pub const CONNECTIONS: &str = "tower_push_connections";
+/// Counter: connections opened, by `transport`.
+pub const CONNECTIONS_OPENED: &str = "tower_push_connections_opened_total";
+/// Counter: connections closed, by `transport` and `reason`.
+pub const CONNECTIONS_CLOSED: &str = "tower_push_connections_closed_total";
+/// Histogram: connection lifetime in seconds, by `transport`.
+pub const CONNECTION_DURATION: &str = "tower_push_connection_duration_seconds";
+/// Counter: events written to clients, by `transport`.
+pub const EVENTS_DELIVERED: &str = "tower_push_events_delivered_total";
+/// Counter: payload bytes written, by `transport`.
+pub const BYTES_WRITTEN: &str = "tower_push_bytes_written_total";
+/// Histogram: seconds from publish to write, by `transport`.
+pub const PUBLISH_TO_WRITE: &str = "tower_push_publish_to_write_seconds";
+/// Counter: `reset` events, by `reason`.
+pub const RESETS: &str = "tower_push_resets_total";
+/// Counter: lagged subscribers that caught up from history.
+pub const LAGGED_CATCHUPS: &str = "tower_push_lagged_catchups_total";
+/// Counter: refusals, by `status` and `cause`.
+pub const REFUSALS: &str = "tower_push_refusals_total";
+/// Counter: WebSockets dropped for a missing pong.
+pub const PONG_TIMEOUTS: &str = "tower_push_pong_timeouts_total";
+/// Counter: connections cut because their writes made no progress.
+pub const WRITE_STALLS: &str = "tower_push_write_stalls_total";
+/// Counter: events published, by `backbone`.
+pub const EVENTS_PUBLISHED: &str = "tower_push_events_published_total";
+/// Counter: backbone reader reconnections, by `backbone`.
+pub const BACKBONE_RECONNECTS: &str = "tower_push_backbone_reconnects_total";
+
+/// Gives every metric its help text and unit in the installed recorder (feature `metrics`;
+/// without it, does nothing).
+pub fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_gauge!(CONNECTIONS, "Open push connections.");
+        describe_counter!(CONNECTIONS_OPENED, "Push connections opened.");
+        describe_counter!(CONNECTIONS_CLOSED, "Push connections closed, by reason.");
+        describe_histogram!(
+            CONNECTION_DURATION,
+            Unit::Seconds,
+            "How long push connections lived."
+        );
+        describe_counter!(EVENTS_DELIVERED, "Events written to clients.");
+        describe_counter!(
+            BYTES_WRITTEN,
+            Unit::Bytes,
+            "Payload bytes written to clients."
+        );
+        describe_histogram!(
+            PUBLISH_TO_WRITE,
+            Unit::Seconds,
+            "From the hub's publish to the transport's write."
+        );
+        describe_counter!(RESETS, "Reset events sent, by reason.");
+        describe_counter!(
+            LAGGED_CATCHUPS,
+            "Lagged subscribers that caught up from history."
+        );
+        describe_counter!(
+            REFUSALS,
+            "Requests refused before a stream, by status and cause."
+        );
+        describe_counter!(PONG_TIMEOUTS, "WebSockets dropped for a missing pong.");
+        describe_counter!(
+            WRITE_STALLS,
+            "Connections cut for making no write progress."
+        );
+        describe_counter!(EVENTS_PUBLISHED, "Events published, by backbone.");
+        describe_counter!(BACKBONE_RECONNECTS, "Backbone reader reconnections.");
+    }
+}
+
+/// The span of a push connection about to be served. See the [module docs](self).
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>) -> Span {
+    let principal = req.extensions().get::<Principal>().map(Principal::as_str);
+    tracing::info_span!(
+        "push_connection",
+        transport,
+        principal,
+        topic = tracing::field::Empty
+    )
+}
+
+/// Records `topic` in the current connection span (if any).
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn record_topic(topic: &str) {
+    Span::current().record("topic", topic);
+}
+
+/// An open push connection: counts what it delivers, and reports its close when dropped.
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+pub(crate) struct Connection {
+    span: Span,
+    transport: &'static str,
+    opened: Instant,
+    events: u64,
+    bytes: u64,
+    reason: &'static str,
+    #[cfg(feature = "metrics")]
+    handles: Handles,
+}
+
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(feature = "metrics")]
+struct Handles {
+    delivered: metrics::Counter,
+    bytes: metrics::Counter,
+    delay: metrics::Histogram,
+}
+
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+impl Connection {
+    /// Opens the connection in `span` (from [`connection_span`]).
+    pub(crate) fn open(span: Span, transport: &'static str) -> Self {
+        span.in_scope(|| tracing::info!("push connection opened"));
+        #[cfg(feature = "metrics")]
+        let handles = {
+            metrics::gauge!(CONNECTIONS, "transport" => transport).increment(1.0);
+            metrics::counter!(CONNECTIONS_OPENED, "transport" => transport).increment(1);
+            Handles {
+                delivered: metrics::counter!(EVENTS_DELIVERED, "transport" => transport),
+                bytes: metrics::counter!(BYTES_WRITTEN, "transport" => transport),
+                delay: metrics::histogram!(PUBLISH_TO_WRITE, "transport" => transport),
+            }
+        };
+        Self {
+            span,
+            transport,
+            opened: Instant::now(),
+            events: 0,
+            bytes: 0,
+            reason: "client_gone",
+            #[cfg(feature = "metrics")]
+            handles,
+        }
+    }
+
+    /// The connection's span.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// An event was handed to the connection's writer as `bytes` bytes.
+    #[inline]
+    pub(crate) fn delivered(&mut self, event: &Event, bytes: usize) {
+        self.events += 1;
+        self.bytes += bytes as u64;
+        #[cfg(feature = "metrics")]
+        {
+            self.handles.delivered.increment(1);
+            self.handles.bytes.increment(bytes as u64);
+            if let Some(at) = event.published_at() {
+                self.handles.delay.record(at.elapsed().as_secs_f64());
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = event;
+    }
+
+    /// Other payload (a heartbeat, a long-poll body's framing) was written.
+    #[inline]
+    pub(crate) fn wrote(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        #[cfg(feature = "metrics")]
+        self.handles.bytes.increment(bytes as u64);
+    }
+
+    /// Why the connection will close (the last call wins; default `client_gone`).
+    pub(crate) fn close_reason(&mut self, reason: &'static str) {
+        self.reason = reason;
+    }
+}
+
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let duration = self.opened.elapsed();
+        self.span.in_scope(|| {
+            tracing::info!(
+                reason = self.reason,
+                events = self.events,
+                bytes = self.bytes,
+                duration_ms = duration.as_millis() as u64,
+                "push connection closed"
+            );
+        });
+        #[cfg(feature = "metrics")]
+        {
+            let transport = self.transport;
+            metrics::gauge!(CONNECTIONS, "transport" => transport).decrement(1.0);
+            metrics::counter!(CONNECTIONS_CLOSED, "transport" => transport, "reason" => self.reason)
+                .increment(1);
+            metrics::histogram!(CONNECTION_DURATION, "transport" => transport)
+                .record(duration.as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = self.transport;
+    }
+}
+
+#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("transport", &self.transport)
+            .field("events", &self.events)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request refused with `status` before any stream, because of `cause`.
+pub(crate) fn refused(status: http::StatusCode, cause: &'static str) {
+    tracing::debug!(status = status.as_u16(), cause, "push request refused");
+    #[cfg(feature = "metrics")]
+    metrics::counter!(REFUSALS, "status" => status.as_str().to_owned(), "cause" => cause)
+        .increment(1);
+}
+
+/// A `reset` event was sent, for `reason`.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn reset(reason: &'static str) {
+    tracing::debug!(reason, "cursor reset");
+    #[cfg(feature = "metrics")]
+    metrics::counter!(RESETS, "reason" => reason).increment(1);
+}
+
+/// A subscriber fell behind the live buffer and catches up from history.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn lagged() {
+    tracing::debug!("subscriber lagged; catching up from history");
+    #[cfg(feature = "metrics")]
+    metrics::counter!(LAGGED_CATCHUPS).increment(1);
+}
+
+/// A WebSocket was dropped for a missing pong.
+#[cfg_attr(not(feature = "ws"), allow(dead_code))]
+pub(crate) fn pong_timeout() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(PONG_TIMEOUTS).increment(1);
+}
+
+/// A connection was cut for making no write progress.
+#[cfg_attr(not(feature = "connection"), allow(dead_code))]
+pub(crate) fn write_stalled() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(WRITE_STALLS).increment(1);
+}
+
+/// An event was published on `backbone`.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn published(backbone: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(EVENTS_PUBLISHED, "backbone" => backbone).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backbone;
+}
+
+/// A backbone reader reconnects.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn backbone_reconnect(backbone: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(BACKBONE_RECONNECTS, "backbone" => backbone).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backbone;
+}
