@@ -201,9 +201,14 @@ impl Connection {
         &self.span
     }
 
-    /// An event was handed to the connection's writer as `bytes` bytes.
+    /// An event was handed to the connection's writer as `bytes` bytes. A cursor-only event
+    /// (the position a subscription starts with) counts as bytes, not as an event.
     #[inline]
     pub(crate) fn delivered(&mut self, event: &Event, bytes: usize) {
+        if event.is_cursor_only() {
+            self.wrote(bytes);
+            return;
+        }
         self.events += 1;
         self.bytes += bytes as u64;
         #[cfg(feature = "metrics")]

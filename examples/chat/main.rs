@@ -25,6 +25,8 @@
 //!   sent too slowly) - `408`.
 //! * Each chat message reaches every subscriber as an event named `message` whose data is
 //!   JSON `{"user":...,"text":...}` and whose id is its cursor.
+//! * `GET /metrics` (with `--features metrics`) - Prometheus text: connections, deliveries,
+//!   bytes, refusals, resets and more (see `tower_push::observe`).
 //! * SIGTERM or Ctrl-C: SSE streams end, WebSockets close with 1012, held polls answer with
 //!   their cursor (clients come back, elsewhere or after the restart, and resume); the
 //!   process exits 0 within 11 s whatever the clients do.
@@ -240,12 +242,39 @@ fn app<H: Hub, St: TicketStore>(
                 ))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY)),
         );
-    Router::new()
+    let router = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route_service("/tower-push.js", ClientScript)
         .merge(api)
-        .route_service("/api/events", events)
-        .with_state(Chat { hub, tickets })
+        .route_service("/api/events", events);
+    // With the `metrics` feature: Prometheus text at `GET /metrics`.
+    #[cfg(feature = "metrics")]
+    let router = {
+        let prometheus = metrics_handle();
+        router.route(
+            "/metrics",
+            get(move || async move {
+                prometheus.run_upkeep();
+                prometheus.render()
+            }),
+        )
+    };
+    router.with_state(Chat { hub, tickets })
+}
+
+/// The process's Prometheus recorder, installed on first use, with tower-push's metric
+/// descriptions.
+#[cfg(feature = "metrics")]
+fn metrics_handle() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only metrics recorder of this process");
+        tower_push::observe::describe();
+        handle
+    })
 }
 
 fn origins_for(addr: SocketAddr) -> Vec<String> {

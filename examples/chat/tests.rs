@@ -322,6 +322,61 @@ async fn api_bodies_are_limited_in_size_and_time() {
     );
 }
 
+/// `GET /metrics` after real traffic: Prometheus text with the documented names.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_are_scraped_after_real_traffic() {
+    let server = Server::start(memory_app, false).await;
+    let addr = server.addr;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut sse = open_sse(addr, &ticket(&client, addr).await)
+        .await
+        .into_body();
+    assert_eq!(
+        request(
+            &client,
+            post(
+                addr,
+                "/api/messages",
+                r#"{"user":"alice","text":"scrape me"}"#
+            )
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("scrape me") {
+        let frame = tokio::time::timeout(Duration::from_secs(10), sse.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.extend_from_slice(&frame.into_data().unwrap());
+    }
+    let refused = http::Request::get(format!("http://{addr}/api/events"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(request(&client, refused).await.0, StatusCode::UNAUTHORIZED);
+    let scrape = http::Request::get(format!("http://{addr}/metrics"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = request(&client, scrape).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for name in [
+        "tower_push_connections{transport=\"sse\"} ",
+        "tower_push_connections_opened_total{transport=\"sse\"}",
+        "tower_push_events_delivered_total{transport=\"sse\"}",
+        "tower_push_bytes_written_total{transport=\"sse\"}",
+        "tower_push_events_published_total{backbone=\"memory\"}",
+        "tower_push_refusals_total{status=\"401\",cause=\"ticket\"}",
+        "# HELP tower_push_connections Open push connections.",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
 /// The child process of `sigterm_drains_every_transport_and_exits_0`: serves the chat
 /// exactly as `main` does (the same `run`, signal handling included) until SIGTERM. Run
 /// by that test only, hence ignored.
