@@ -47,6 +47,11 @@
 //! | `tower_push_events_published_total` | counter | `backbone` | events published (`memory`, `redis`) |
 //! | `tower_push_backbone_reconnects_total` | counter | `backbone` | backbone reader reconnections |
 //!
+//! Each connection counts its deliveries and bytes itself and adds them to the shared
+//! counters every 16 events and when it closes (so a busy server does not contend on one
+//! atomic per delivery); the publish-to-write histogram samples one delivery in 8 per
+//! connection, the first included.
+//!
 //! Call [`describe`] once after installing the recorder to give each its help text and unit.
 //!
 //! [`Principal`]: crate::principal::Principal
@@ -159,7 +164,25 @@ pub(crate) struct Connection {
     reason: &'static str,
     #[cfg(feature = "metrics")]
     handles: Handles,
+    /// Counted here, added to the shared counters every [`FLUSH_EVERY`] events and at close:
+    /// one shared atomic add per delivery on every connection would contend across cores.
+    #[cfg(feature = "metrics")]
+    unflushed: (u64, u64),
 }
+
+/// Deliveries counted per connection before they are added to the shared counters.
+#[cfg(all(
+    feature = "metrics",
+    any(feature = "sse", feature = "long-poll", feature = "ws")
+))]
+const FLUSH_EVERY: u64 = 16;
+/// One delivery in this many (per connection, the first included) records its
+/// publish-to-write delay.
+#[cfg(all(
+    feature = "metrics",
+    any(feature = "sse", feature = "long-poll", feature = "ws")
+))]
+const SAMPLE_EVERY: u64 = 8;
 
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 #[cfg(feature = "metrics")]
@@ -193,6 +216,8 @@ impl Connection {
             reason: "client_gone",
             #[cfg(feature = "metrics")]
             handles,
+            #[cfg(feature = "metrics")]
+            unflushed: (0, 0),
         }
     }
 
@@ -213,14 +238,31 @@ impl Connection {
         self.bytes += bytes as u64;
         #[cfg(feature = "metrics")]
         {
-            self.handles.delivered.increment(1);
-            self.handles.bytes.increment(bytes as u64);
-            if let Some(at) = event.published_at() {
-                self.handles.delay.record(at.elapsed().as_secs_f64());
+            if self.events % SAMPLE_EVERY == 1 {
+                if let Some(at) = event.published_at() {
+                    self.handles.delay.record(at.elapsed().as_secs_f64());
+                }
+            }
+            self.unflushed.0 += 1;
+            self.unflushed.1 += bytes as u64;
+            if self.unflushed.0 >= FLUSH_EVERY {
+                self.flush();
             }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = event;
+    }
+
+    /// Adds what this connection counted to the shared counters.
+    #[cfg(feature = "metrics")]
+    fn flush(&mut self) {
+        let (events, bytes) = std::mem::take(&mut self.unflushed);
+        if events > 0 {
+            self.handles.delivered.increment(events);
+        }
+        if bytes > 0 {
+            self.handles.bytes.increment(bytes);
+        }
     }
 
     /// Other payload (a heartbeat, a long-poll body's framing) was written.
@@ -228,7 +270,9 @@ impl Connection {
     pub(crate) fn wrote(&mut self, bytes: usize) {
         self.bytes += bytes as u64;
         #[cfg(feature = "metrics")]
-        self.handles.bytes.increment(bytes as u64);
+        {
+            self.unflushed.1 += bytes as u64;
+        }
     }
 
     /// Why the connection will close (the last call wins; default `client_gone`).
@@ -252,6 +296,7 @@ impl Drop for Connection {
         });
         #[cfg(feature = "metrics")]
         {
+            self.flush();
             let transport = self.transport;
             metrics::gauge!(CONNECTIONS, "transport" => transport).decrement(1.0);
             metrics::counter!(CONNECTIONS_CLOSED, "transport" => transport, "reason" => self.reason)

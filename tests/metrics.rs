@@ -166,8 +166,9 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
         sse_bytes >= 5.0 * "data: event 0\n\n".len() as f64,
         "{sse_bytes}"
     );
+    // One delivery in 8 per connection is sampled, the first included: 1 of 5 here.
     let delays = &seen.histograms["tower_push_publish_to_write_seconds{transport=sse}"];
-    assert_eq!(delays.len(), 5);
+    assert_eq!(delays.len(), 1);
     assert!(delays.iter().all(|d| *d >= 0.0 && *d < 10.0), "{delays:?}");
 
     // WebSocket: a client that reads gets every event; one that never answers Pings is
@@ -188,6 +189,8 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
             ws_events += 1;
         }
     }
+    drop(ws);
+    // Counted per connection, added to the shared counters (at the latest) when it closes.
     assert_eq!(
         until(
             &mut seen,
@@ -198,7 +201,6 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
         .await,
         3.0
     );
-    drop(ws);
 
     let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
     silent
