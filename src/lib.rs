@@ -61,6 +61,7 @@
 //! | `connection` | yes | [`connection`]: a write-stall deadline and forced close for each connection |
 //! | `serve` | yes | [`serve`]: hyper's server with deadlines, limits and a shutdown that always finishes |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
+//! | `metrics` | no | metrics through the `metrics` facade (see [`observe`]) |
 //!
 //! ```toml
 //! [dependencies]
