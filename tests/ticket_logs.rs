@@ -9,10 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use std::{
-    convert::Infallible,
-    sync::{Arc, Mutex},
-};
+use std::convert::Infallible;
 use support::*;
 use tower::{service_fn, ServiceBuilder};
 use tower_push::{
@@ -20,19 +17,6 @@ use tower_push::{
     long_poll::LongPollLayer,
     Event,
 };
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn tracing_output_never_contains_a_ticket() {
@@ -77,7 +61,7 @@ async fn tracing_output_never_contains_a_ticket() {
     );
     assert_eq!(status(bad.clone()).await, StatusCode::UNAUTHORIZED);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("auth ticket refused"),
         "the refusals were logged"

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use support::*;
 use tower::ServiceBuilder;
 use tower_push::{
@@ -14,19 +13,6 @@ use tower_push::{
     sse::SseLayer,
     Event,
 };
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn one_span_one_open_one_close_with_reason_and_counts_and_no_ticket() {
@@ -73,7 +59,7 @@ async fn one_span_one_open_one_close_with_reason_and_counts_and_no_ticket() {
     drop(client);
     let logs = within(async {
         loop {
-            let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+            let logs = capture.text();
             if logs.contains("push connection closed") {
                 return logs;
             }

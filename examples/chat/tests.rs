@@ -130,6 +130,19 @@ async fn poll_cursor(client: &HttpClient, addr: SocketAddr) -> String {
         .to_owned()
 }
 
+/// Opens a WebSocket with `ticket` and reads its position frame.
+async fn open_ws(
+    addr: SocketAddr,
+    ticket: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?ticket={ticket}"))
+            .await
+            .unwrap();
+    ws.next().await.unwrap().unwrap(); // position
+    ws
+}
+
 /// Opens an SSE response with `ticket`.
 async fn open_sse(addr: SocketAddr, ticket: &str) -> http::Response<hyper::body::Incoming> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
@@ -204,13 +217,7 @@ async fn http_contract_over_every_transport() {
     // SSE and WebSocket, open before the message is posted.
     let sse = open_sse(addr, &ticket(&client, addr).await).await;
     assert_eq!(sse.headers()["content-type"], "text/event-stream");
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{addr}/api/events?ticket={}",
-        ticket(&client, addr).await
-    ))
-    .await
-    .unwrap();
-    ws.next().await.unwrap().unwrap(); // position
+    let mut ws = open_ws(addr, &ticket(&client, addr).await).await;
 
     assert_eq!(
         request(
@@ -428,13 +435,7 @@ async fn sigterm_drains_every_transport_and_exits_0() {
         .unwrap()
         .unwrap()
         .unwrap(); // the priming event
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{addr}/api/events?ticket={}",
-        ticket(&client, addr).await
-    ))
-    .await
-    .unwrap();
-    ws.next().await.unwrap().unwrap(); // position
+    let mut ws = open_ws(addr, &ticket(&client, addr).await).await;
     let get = |path: String| {
         http::Request::get(format!("http://{addr}{path}"))
             .body(Full::new(Bytes::new()))
