@@ -296,13 +296,15 @@ impl Drop for Connection {
         });
         #[cfg(feature = "metrics")]
         {
+            // Everything about the connection first, the gauge last: whoever sees the gauge
+            // fall sees the connection's counts and its close.
             self.flush();
             let transport = self.transport;
-            metrics::gauge!(CONNECTIONS, "transport" => transport).decrement(1.0);
             metrics::counter!(CONNECTIONS_CLOSED, "transport" => transport, "reason" => self.reason)
                 .increment(1);
             metrics::histogram!(CONNECTION_DURATION, "transport" => transport)
                 .record(duration.as_secs_f64());
+            metrics::gauge!(CONNECTIONS, "transport" => transport).decrement(1.0);
         }
         #[cfg(not(feature = "metrics"))]
         let _ = self.transport;
