@@ -143,10 +143,15 @@ where
                 if *done {
                     return Poll::Ready(None);
                 }
-                let _entered = connection.span().clone().entered();
+                // The stream's work runs in the connection's span (no clone of the span: it is
+                // entered for the poll only).
+                let polled = {
+                    let _entered = connection.span().enter();
+                    stream.poll_next(cx)
+                };
                 // One frame per ready event: hyper polls again at once and writes the frames
                 // back to back (vectored), flushing only when the stream is pending.
-                let frame = match ready!(stream.poll_next(cx)).map(IntoPush::into_push) {
+                let frame = match ready!(polled).map(IntoPush::into_push) {
                     Some(Ok(Push::Event(event))) if *named_positions && event.is_cursor_only() => {
                         let block =
                             crate::sse::wire::position_block(event.get_id().unwrap_or_default());
