@@ -138,14 +138,7 @@ async fn accept_q_values_are_honoured() {
 #[tokio::test]
 async fn extended_connect_with_another_protocol_is_a_400() {
     let addr = app().await;
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_connection(addr).await;
     for (protocol, expected) in [
         ("webtransport", StatusCode::BAD_REQUEST),
         ("connect-udp", StatusCode::BAD_REQUEST),

@@ -483,14 +483,7 @@ async fn missing_pong_closes_the_connection_and_frees_the_stream() {
 async fn websocket_over_http2_extended_connect() {
     let hub = MemoryHub::new();
     let addr = default_app(&hub).await;
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_connection(addr).await;
     let mut req = Request::connect(format!("http://{addr}/ws"))
         .header("sec-websocket-version", "13")
         .header("sec-websocket-protocol", "chat.v1")

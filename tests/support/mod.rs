@@ -65,6 +65,20 @@ pub fn h2() -> HttpClient {
         .build_http()
 }
 
+/// One HTTP/2 (h2c) connection with hyper's client, for requests the pooled client cannot
+/// make (RFC 8441 extended CONNECT).
+pub async fn h2_connection(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
     Request::get(format!("http://{addr}{path}"))
 }
