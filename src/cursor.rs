@@ -184,7 +184,7 @@ fn too_long(what: &str, max: usize) -> Reject {
 }
 
 /// Percent-decodes a query component (`+` is a space, as in HTML forms).
-fn decode(s: &str) -> Vec<u8> {
+pub(crate) fn decode(s: &str) -> Vec<u8> {
     let bytes: Cow<'_, [u8]> = if s.contains('+') {
         Cow::Owned(s.replace('+', " ").into_bytes())
     } else {

@@ -5,8 +5,12 @@
 //!
 //! * **SSE** writes it as a `text/event-stream` block (`id:`, `event:`, `data:` lines,
 //!   `retry:`, `:` comments), following the [WHATWG rules].
-//! * **Long-poll** (and later WebSocket) writes it as a JSON object
-//!   `{"id":"..","event":"..","data":".."}` (absent fields are left out).
+//! * **Long-poll** and **WebSocket** write it as a JSON object
+//!   `{"id":"..","event":"..","topic":"..","data":".."}` (absent fields are left out).
+//!
+//! An event from a multi-topic subscription ([`hub::Topics`](crate::hub::Topics)) also
+//! carries its topic ([`Event::topic`]): in the JSON object's `"topic"`, and over SSE in the
+//! event name, as `name@topic` (`message@topic` when the event has no name).
 //!
 //! # Encoded once
 //!
@@ -64,8 +68,11 @@ pub struct Event {
 #[derive(Clone, Default)]
 struct Inner {
     id: Option<Box<str>>,
-    event: Option<Box<str>>,
-    data: Option<Box<str>>,
+    /// Shared (not boxed): a hub's multi-topic subscription gives every connection its own
+    /// copy of the event with its own id, and copies these by reference.
+    event: Option<Arc<str>>,
+    data: Option<Arc<str>>,
+    topic: Option<Arc<str>>,
     retry: Option<Duration>,
     comment: Option<Box<str>>,
     sse: OnceLock<Bytes>,
@@ -152,7 +159,7 @@ impl Event {
     /// Any text is accepted: SSE splits it into `data:` lines on CR, LF and CRLF; long-poll and
     /// WebSocket carry it as a JSON string. By default an event has no data.
     pub fn data(self, data: impl Into<String>) -> Self {
-        let data = data.into().into_boxed_str();
+        let data: Arc<str> = data.into().into();
         self.edit(|i| i.data = Some(data))
     }
 
@@ -199,8 +206,49 @@ impl Event {
     pub fn event(self, event: impl Into<String>) -> Result<Self, EventError> {
         let event = event.into();
         check_line("event", &event)?;
-        let event = event.into_boxed_str();
+        let event: Arc<str> = event.into();
         Ok(self.edit(|i| i.event = Some(event)))
+    }
+
+    /// Sets the topic the event came from. A hub's multi-topic subscription
+    /// ([`hub::Topics`](crate::hub::Topics)) sets it on every event; set it yourself only for
+    /// streams you merge by hand.
+    ///
+    /// Over SSE the topic travels in the event name, as `name@topic` (`message@topic` for an
+    /// event without a name), so a browser listens with
+    /// `addEventListener("message@room.lobby", ..)`; long-poll and WebSocket add a `"topic"`
+    /// field to the event's JSON object.
+    ///
+    /// # Errors
+    ///
+    /// When `topic` is not a valid [topic name](crate::topic#topic-names).
+    pub fn topic(self, topic: impl Into<String>) -> Result<Self, EventError> {
+        let topic = topic.into();
+        crate::topic::check_topic(&topic).map_err(|_| EventError {
+            field: "topic",
+            reason: "is not a valid topic name",
+        })?;
+        let topic: Arc<str> = topic.into();
+        Ok(self.edit(|i| i.topic = Some(topic)))
+    }
+
+    /// This event with `id` and `topic` (already checked), sharing its name and data: one
+    /// allocation for the id and none for the rest.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    pub(crate) fn retarget(&self, id: Box<str>, topic: Option<&Arc<str>>) -> Self {
+        let i = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                id: Some(id),
+                event: i.event.clone(),
+                data: i.data.clone(),
+                topic: topic.cloned().or_else(|| i.topic.clone()),
+                retry: i.retry,
+                comment: i.comment.clone(),
+                published_at: i.published_at,
+                ..Inner::default()
+            }),
+        }
     }
 
     /// Sets the comment, sent before the other fields over SSE and ignored by clients.
@@ -237,6 +285,11 @@ impl Event {
         self.inner.data.as_deref()
     }
 
+    /// The topic, if set (see [`Event::topic`]).
+    pub fn get_topic(&self) -> Option<&str> {
+        self.inner.topic.as_deref()
+    }
+
     /// The retry, if set.
     pub fn get_retry(&self) -> Option<Duration> {
         self.inner.retry
@@ -265,6 +318,7 @@ impl Event {
                     i.comment.as_deref(),
                     i.id.as_deref(),
                     i.event.as_deref(),
+                    i.topic.as_deref(),
                     i.retry,
                     i.data.as_deref(),
                 )
@@ -272,14 +326,19 @@ impl Event {
             .clone()
     }
 
-    /// The JSON object `{"id":..,"event":..,"data":..}` (absent fields left out), computed once
+    /// The JSON object `{"id":..,"event":..,"topic":..,"data":..}` (absent fields left out), computed once
     /// and shared by every clone. Retry and comment are not part of it.
     pub fn to_json(&self) -> Bytes {
         self.inner
             .json
             .get_or_init(|| {
                 let i = &self.inner;
-                crate::json::event_object(i.id.as_deref(), i.event.as_deref(), i.data.as_deref())
+                crate::json::event_object(
+                    i.id.as_deref(),
+                    i.event.as_deref(),
+                    i.topic.as_deref(),
+                    i.data.as_deref(),
+                )
             })
             .clone()
     }
@@ -298,6 +357,8 @@ impl fmt::Debug for Event {
         f.debug_struct("Event")
             .field("id", &self.inner.id)
             .field("event", &self.inner.event)
+            .field("topic", &self.inner.topic)
+            .field("topic", &self.inner.topic)
             .field("data", &self.inner.data)
             .field("retry", &self.inner.retry)
             .field("comment", &self.inner.comment)
@@ -310,6 +371,7 @@ impl PartialEq for Event {
         let (a, b) = (&*self.inner, &*other.inner);
         a.id == b.id
             && a.event == b.event
+            && a.topic == b.topic
             && a.data == b.data
             && a.retry == b.retry
             && a.comment == b.comment

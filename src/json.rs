@@ -3,13 +3,25 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// An event's JSON object `{"id":..,"event":..,"data":..}`, absent fields left out.
-pub(crate) fn event_object(id: Option<&str>, event: Option<&str>, data: Option<&str>) -> Bytes {
+/// An event's JSON object `{"id":..,"event":..,"topic":..,"data":..}`, absent fields left out.
+pub(crate) fn event_object(
+    id: Option<&str>,
+    event: Option<&str>,
+    topic: Option<&str>,
+    data: Option<&str>,
+) -> Bytes {
+    let len = |v: Option<&str>| v.map_or(0, |v| v.len() + 10);
     let data_len = data.map_or(0, str::len);
-    let mut buf = BytesMut::with_capacity(16 + data_len + data_len / 8);
+    let mut buf =
+        BytesMut::with_capacity(8 + len(id) + len(event) + len(topic) + data_len + data_len / 8);
     buf.put_u8(b'{');
     let mut first = true;
-    for (name, value) in [("id", id), ("event", event), ("data", data)] {
+    for (name, value) in [
+        ("id", id),
+        ("event", event),
+        ("topic", topic),
+        ("data", data),
+    ] {
         if let Some(value) = value {
             if !first {
                 buf.put_u8(b',');

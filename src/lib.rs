@@ -85,6 +85,7 @@ pub mod principal;
 mod push;
 pub mod rejection;
 pub mod stream;
+pub mod topic;
 
 mod guard_future;
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]

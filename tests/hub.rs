@@ -25,6 +25,16 @@ async fn memory_foreign_cursor_resets() {
     hub_suite::foreign_cursor_resets(MemoryHub::new(), foreign.as_str()).await;
 }
 
+#[tokio::test]
+async fn memory_several_topics_resume_exactly() {
+    hub_suite::several_topics_resume_exactly(MemoryHub::new()).await;
+}
+
+#[tokio::test]
+async fn memory_a_trimmed_topic_resets_alone() {
+    hub_suite::a_trimmed_topic_resets_alone(MemoryHub::builder().history(4).build(), 10).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_concurrent_publishers_and_joining_subscribers() {
     let hub = MemoryHub::builder().history(2_000).buffer(64).build();

@@ -87,6 +87,71 @@ async fn redis_concurrent_publishers_and_joining_subscribers() {
 }
 
 #[tokio::test]
+async fn redis_several_topics_resume_exactly() {
+    hub_suite::several_topics_resume_exactly(hub().await).await;
+}
+
+#[tokio::test]
+async fn redis_a_trimmed_topic_resets_alone() {
+    let hub = RedisHub::builder(&redis_url(), &prefix())
+        .maxlen(10)
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    hub_suite::a_trimmed_topic_resets_alone(hub, 500).await;
+}
+
+/// Topics expire from Redis once idle; a reader keeps a subscribed topic alive.
+#[tokio::test]
+async fn idle_topics_expire_from_redis() {
+    let prefix = prefix();
+    let hub = RedisHub::builder(&redis_url(), &prefix)
+        .idle_topic_age(Duration::from_millis(600))
+        .block(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    hub.publish("gone", Event::new().data("x")).await.unwrap();
+    let mut kept = hub.subscribe("kept", None);
+    hub_suite::next(&mut kept).await;
+    hub.publish("kept", Event::new().data("y")).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = |conn: &mut redis::aio::MultiplexedConnection| {
+        let pattern = format!("{prefix}:*");
+        let mut conn = conn.clone();
+        async move {
+            let mut keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.sort();
+            keys
+        }
+    };
+    let before = keys(&mut conn).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}:gone"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600, "{ttl}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        keys(&mut conn).await,
+        [format!("{prefix}:kept"), format!("{prefix}:kept:epoch")],
+        "the idle topic expired; the subscribed one was kept alive by its reader"
+    );
+    hub.publish("kept", Event::new().data("z")).await.unwrap();
+    assert_eq!(hub_suite::next(&mut kept).await.get_data(), Some("y"));
+    assert_eq!(hub_suite::next(&mut kept).await.get_data(), Some("z"));
+    drop(kept);
+}
+
+#[tokio::test]
 async fn history_trimmed_past_the_cursor_resets() {
     let hub = RedisHub::builder(&redis_url(), &prefix())
         .maxlen(10)

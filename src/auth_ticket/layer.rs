@@ -270,6 +270,9 @@ where
         let expires_at = claims.expires_at.saturating_add(self.tickets.skew_secs());
         req.extensions_mut()
             .insert(Principal::new(claims.principal));
+        if let Some(grant) = claims.topics {
+            req.extensions_mut().insert(grant);
+        }
         let redeem = self.store.redeem(claims.nonce, expires_at);
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let clone = self.inner.clone();

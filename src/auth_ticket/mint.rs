@@ -1,12 +1,15 @@
 //! The ready-made minting endpoint.
 
 use super::{Binding, Principal, TicketError, Tickets};
+use crate::topic::TopicGrant;
 use crate::{body::Full, json::json_string, rejection};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::{
     convert::Infallible,
+    fmt,
     future::{ready, Ready},
+    sync::Arc,
     task::{Context, Poll},
 };
 use tower_service::Service;
@@ -29,11 +32,25 @@ use tower_service::Service;
 /// assert_eq!(res.status(), 200);
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MintTicket {
     tickets: Tickets,
     path: Option<String>,
     bind_origin: bool,
+    topics: Option<Arc<GrantFn>>,
+}
+
+type GrantFn = dyn Fn(&str) -> TopicGrant + Send + Sync;
+
+impl fmt::Debug for MintTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintTicket")
+            .field("tickets", &self.tickets)
+            .field("path", &self.path)
+            .field("bind_origin", &self.bind_origin)
+            .field("topics", &self.topics.is_some())
+            .finish()
+    }
 }
 
 impl MintTicket {
@@ -43,7 +60,31 @@ impl MintTicket {
             tickets,
             path: None,
             bind_origin: false,
+            topics: None,
         }
+    }
+
+    /// Binds each ticket to the topics `grant` gives its principal (see
+    /// [`Binding::topics`]): the push endpoint then refuses any other topic with `403`, with
+    /// no database call. Default: no grant (every topic, as far as the ticket goes).
+    ///
+    /// ```
+    /// use tower_push::auth_ticket::{Key, MintTicket, Tickets};
+    /// use tower_push::topic::TopicGrant;
+    ///
+    /// let mint = MintTicket::new(Tickets::new(Key::generate(1))).grant_topics(|principal| {
+    ///     TopicGrant::new(["room.*".to_owned(), format!("user:{principal}")])
+    ///         .unwrap_or_else(|_| TopicGrant::new(["room.*"]).unwrap())
+    /// });
+    /// # let _ = mint;
+    /// ```
+    #[must_use]
+    pub fn grant_topics<F>(mut self, grant: F) -> Self
+    where
+        F: Fn(&str) -> TopicGrant + Send + Sync + 'static,
+    {
+        self.topics = Some(Arc::new(grant));
+        self
     }
 
     /// Binds each ticket to the push route's path. Default: unbound.
@@ -78,6 +119,9 @@ impl MintTicket {
         }
         if self.bind_origin {
             binding = binding.origin(origin.ok_or(TicketError::WrongOrigin)?);
+        }
+        if let Some(grant) = &self.topics {
+            binding = binding.topics(grant(principal));
         }
         self.tickets.mint(principal, &binding)
     }

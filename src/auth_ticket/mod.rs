@@ -71,6 +71,7 @@ mod redis_store;
 mod store;
 mod ticket;
 
+pub use crate::topic::TopicGrant;
 pub use layer::{AuthTicketLayer, Principal, RequireAuthTicket, ResponseFuture, PROTOCOL_PREFIX};
 pub use mint::MintTicket;
 #[cfg(feature = "redis")]
@@ -79,5 +80,5 @@ pub use redis_store::RedisTicketStore;
 pub use store::{MemoryTicketStore, RedeemFuture, TicketStore};
 pub use ticket::{
     Binding, Claims, Key, Ticket, TicketError, Tickets, DEFAULT_CLOCK_SKEW, DEFAULT_TTL,
-    MAX_PRINCIPAL_LEN,
+    MAX_GRANT_LEN, MAX_PRINCIPAL_LEN,
 };

@@ -1,5 +1,6 @@
 //! The ticket itself: minting, the compact signed encoding, and verification.
 
+use crate::topic::TopicGrant;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -16,6 +17,9 @@ const MAC_LEN: usize = 16;
 const BINDING_LEN: usize = 8;
 const FLAG_PATH: u8 = 1;
 const FLAG_ORIGIN: u8 = 2;
+const FLAG_TOPICS: u8 = 4;
+/// The most bytes a ticket's topic grant holds (each pattern plus one).
+pub const MAX_GRANT_LEN: usize = 512;
 /// version, key id, expiry, nonce, flags, principal length.
 const HEADER_LEN: usize = 1 + 1 + 8 + NONCE_LEN + 1 + 2;
 /// The longest principal a ticket carries, in bytes.
@@ -79,6 +83,7 @@ impl fmt::Debug for Key {
 pub struct Binding {
     path: Option<String>,
     origin: Option<String>,
+    topics: Option<TopicGrant>,
 }
 
 impl Binding {
@@ -96,6 +101,16 @@ impl Binding {
     /// Only valid from this `Origin` (for example `https://chat.example`).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = Some(origin.into());
+        self
+    }
+
+    /// Only for these topics: the ticket carries the grant, signed, and the
+    /// [`AuthTicketLayer`](super::AuthTicketLayer) places it in the request extensions, where
+    /// [`hub::Topics`](crate::hub::Topics) refuses any other topic with `403` (no database
+    /// call). At most [`MAX_GRANT_LEN`] bytes of patterns (each pattern's length plus one);
+    /// minting a longer grant fails with [`TicketError::GrantTooLong`].
+    pub fn topics(mut self, grant: TopicGrant) -> Self {
+        self.topics = Some(grant);
         self
     }
 }
@@ -143,6 +158,8 @@ pub struct Claims {
     pub expires_at: u64,
     /// The single-use nonce.
     pub nonce: [u8; NONCE_LEN],
+    /// The topics the ticket allows, when it was minted with [`Binding::topics`].
+    pub topics: Option<TopicGrant>,
 }
 
 /// Why a ticket was refused (or could not be minted).
@@ -169,6 +186,8 @@ pub enum TicketError {
     StoreUnavailable,
     /// Minting: the principal is empty or longer than [`MAX_PRINCIPAL_LEN`].
     BadPrincipal,
+    /// Minting: the topic grant is longer than [`MAX_GRANT_LEN`] bytes.
+    GrantTooLong,
 }
 
 impl TicketError {
@@ -185,6 +204,7 @@ impl TicketError {
             TicketError::Replayed => "replayed",
             TicketError::StoreUnavailable => "store_unavailable",
             TicketError::BadPrincipal => "bad_principal",
+            TicketError::GrantTooLong => "grant_too_long",
         }
     }
 }
@@ -202,6 +222,7 @@ impl fmt::Display for TicketError {
             TicketError::Replayed => "auth ticket already used",
             TicketError::StoreUnavailable => "auth ticket store unavailable",
             TicketError::BadPrincipal => "auth ticket principal empty or too long",
+            TicketError::GrantTooLong => "auth ticket topic grant too long",
         };
         f.write_str(text)
     }
@@ -314,7 +335,8 @@ impl Tickets {
     /// # Errors
     ///
     /// [`TicketError::BadPrincipal`] for an empty principal or one over
-    /// [`MAX_PRINCIPAL_LEN`] bytes.
+    /// [`MAX_PRINCIPAL_LEN`] bytes; [`TicketError::GrantTooLong`] for a topic grant over
+    /// [`MAX_GRANT_LEN`] bytes.
     ///
     /// # Panics
     ///
@@ -323,23 +345,41 @@ impl Tickets {
         if principal.is_empty() || principal.len() > MAX_PRINCIPAL_LEN {
             return Err(TicketError::BadPrincipal);
         }
+        let grant_len = binding
+            .topics
+            .as_ref()
+            .map_or(0, |g| 1 + g.patterns().map(|p| p.len() + 1).sum::<usize>());
+        if grant_len > MAX_GRANT_LEN + 1 {
+            return Err(TicketError::GrantTooLong);
+        }
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the operating system provides randomness");
         let expires_at = self.now().saturating_add(self.ttl.as_secs());
 
-        let mut buf = Vec::with_capacity(HEADER_LEN + 2 * BINDING_LEN + principal.len() + MAC_LEN);
+        let mut buf = Vec::with_capacity(
+            HEADER_LEN + 2 * BINDING_LEN + grant_len + principal.len() + MAC_LEN,
+        );
         buf.push(VERSION);
         buf.push(self.signing.id);
         buf.extend_from_slice(&expires_at.to_be_bytes());
         buf.extend_from_slice(&nonce);
         let flags = binding.path.as_ref().map_or(0, |_| FLAG_PATH)
-            | binding.origin.as_ref().map_or(0, |_| FLAG_ORIGIN);
+            | binding.origin.as_ref().map_or(0, |_| FLAG_ORIGIN)
+            | binding.topics.as_ref().map_or(0, |_| FLAG_TOPICS);
         buf.push(flags);
         if let Some(path) = &binding.path {
             buf.extend_from_slice(&bind_hash(path));
         }
         if let Some(origin) = &binding.origin {
             buf.extend_from_slice(&bind_hash(&origin.to_ascii_lowercase()));
+        }
+        if let Some(grant) = &binding.topics {
+            // Patterns are at most 65 bytes and at most 32 of them (checked by `TopicGrant`).
+            buf.push(grant.patterns().len() as u8);
+            for pattern in grant.patterns() {
+                buf.push(pattern.len() as u8);
+                buf.extend_from_slice(pattern.as_bytes());
+            }
         }
         buf.extend_from_slice(&(principal.len() as u16).to_be_bytes());
         buf.extend_from_slice(principal.as_bytes());
@@ -365,7 +405,10 @@ impl Tickets {
         origin: Option<&str>,
     ) -> Result<Claims, TicketError> {
         // A ticket is short; refuse long input before decoding it.
-        let max = (HEADER_LEN + 2 * BINDING_LEN + MAX_PRINCIPAL_LEN + MAC_LEN) * 4 / 3 + 4;
+        let max = (HEADER_LEN + 2 * BINDING_LEN + MAX_GRANT_LEN + 1 + MAX_PRINCIPAL_LEN + MAC_LEN)
+            * 4
+            / 3
+            + 4;
         if ticket.len() > max {
             return Err(TicketError::Malformed);
         }
@@ -401,6 +444,19 @@ impl Tickets {
         } else {
             None
         };
+        let topics = if flags & FLAG_TOPICS != 0 {
+            let count = take(&mut rest, 1)?[0];
+            let mut patterns = Vec::with_capacity(count.into());
+            for _ in 0..count {
+                let len = take(&mut rest, 1)?[0];
+                let pattern = std::str::from_utf8(take(&mut rest, len.into())?)
+                    .map_err(|_| TicketError::Malformed)?;
+                patterns.push(pattern.to_owned());
+            }
+            Some(TopicGrant::new(patterns).map_err(|_| TicketError::Malformed)?)
+        } else {
+            None
+        };
         let len = u16::from_be_bytes(take(&mut rest, 2)?.try_into().expect("2 bytes")) as usize;
         let principal =
             std::str::from_utf8(take(&mut rest, len)?).map_err(|_| TicketError::Malformed)?;
@@ -424,6 +480,7 @@ impl Tickets {
             principal: principal.to_owned(),
             expires_at,
             nonce,
+            topics,
         })
     }
 }
@@ -450,6 +507,36 @@ mod tests {
 
     fn tickets() -> Tickets {
         Tickets::new(Key::new(1, b"0123456789abcdef0123456789abcdef"))
+    }
+
+    #[test]
+    fn topic_grants_are_signed_into_the_ticket() {
+        let grant = TopicGrant::new(["room.*", "user:alice"]).unwrap();
+        let t = tickets()
+            .mint("alice", &Binding::new().topics(grant.clone()))
+            .unwrap();
+        let claims = tickets().verify(t.as_str(), "/", None).unwrap();
+        assert_eq!(claims.topics, Some(grant));
+        let plain = tickets().mint("alice", &Binding::new()).unwrap();
+        assert_eq!(
+            tickets().verify(plain.as_str(), "/", None).unwrap().topics,
+            None
+        );
+        let huge = TopicGrant::new((0..32).map(|i| format!("{i:0>60}"))).unwrap();
+        assert_eq!(
+            tickets()
+                .mint("alice", &Binding::new().topics(huge))
+                .unwrap_err(),
+            TicketError::GrantTooLong
+        );
+        let most = TopicGrant::new((0..8).map(|i| format!("{i:0>63}"))).unwrap();
+        let t = tickets()
+            .mint("a", &Binding::new().topics(most.clone()))
+            .unwrap();
+        assert_eq!(
+            tickets().verify(t.as_str(), "/", None).unwrap().topics,
+            Some(most)
+        );
     }
 
     #[test]

@@ -66,18 +66,27 @@ impl ResetReason {
     }
 }
 
+/// A reset event's data: `{"reason":..,"cursor":..}`, and `"topic"` on a multi-topic
+/// subscription.
+pub(crate) fn reset_data(reason: &str, cursor: &str, topic: Option<&str>) -> String {
+    let mut data = bytes::BytesMut::new();
+    data.extend_from_slice(b"{\"reason\":");
+    crate::json::json_string(&mut data, reason);
+    data.extend_from_slice(b",\"cursor\":");
+    crate::json::json_string(&mut data, cursor);
+    if let Some(topic) = topic {
+        data.extend_from_slice(b",\"topic\":");
+        crate::json::json_string(&mut data, topic);
+    }
+    data.extend_from_slice(b"}");
+    String::from_utf8(data.to_vec()).expect("JSON of strings is UTF-8")
+}
+
 /// The reset event: id = current cursor, data = `{"reason":..,"cursor":..}`.
 pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
     crate::observe::reset(reason.as_str());
-    let mut data = bytes::BytesMut::new();
-    data.extend_from_slice(b"{\"reason\":");
-    crate::json::json_string(&mut data, reason.as_str());
-    data.extend_from_slice(b",\"cursor\":");
-    crate::json::json_string(&mut data, current.as_str());
-    data.extend_from_slice(b"}");
-    let data = String::from_utf8(data.to_vec()).expect("JSON of strings is UTF-8");
     Event::new()
-        .data(data)
+        .data(reset_data(reason.as_str(), current.as_str(), None))
         .event(RESET_EVENT)
         .and_then(|e| e.id(current.as_str()))
         .expect("cursors and the reset name hold no line breaks")

@@ -32,6 +32,51 @@
 //! catches up from the topic's history when the events it missed are still there, and
 //! otherwise receives a `reset` event (reason `"expired"`) and continues with live events.
 //!
+//! # Several topics on one connection
+//!
+//! [`Topics`] is the inner service for apps that are not one room: it takes each request's
+//! topics from the request (`?topic=a&topic=b` by default, a fixed list, or your function),
+//! checks them, and merges their subscriptions into one [`TopicsSubscription`]. Browsers
+//! allow six HTTP/1.1 connections per origin, so one connection for a user's rooms, direct
+//! messages and notifications is what scales.
+//!
+//! * **Names** follow the [topic rules](crate::topic#topic-names). No topic, a bad name, or
+//!   more than [`max_topics`](Topics::max_topics) (default 8) answers `400` with a message.
+//! * **Authorization**: a [`TopicGrant`](crate::topic::TopicGrant) in the request (signed
+//!   into the ticket by [`auth_ticket`](crate::auth_ticket)) and your
+//!   [`authorize`](Topics::authorize) function decide per topic; a refused topic answers
+//!   `403`. All of it happens before any stream starts, so before a WebSocket upgrade.
+//! * **One cursor**: every event's id is a composite of each topic's position, so the last id
+//!   a client saw resumes every topic exactly (no gap, no duplicate) on any transport and any
+//!   instance of a shared backbone. A topic whose history no longer reaches the cursor gives
+//!   its own `reset` (named `reset`, with `"topic"` in its data) and the others continue. A
+//!   topic added to a reconnecting client's list starts from now; a dropped one is forgotten.
+//! * **Which topic**: long-poll and WebSocket events carry a `"topic"` field. Over SSE the
+//!   topic is in the event name, `name@topic`, and `message@topic` for an event without a
+//!   name: `source.addEventListener("message@room.lobby", ..)`. The browser client
+//!   ([`client`](crate::client)) splits it for you.
+//!
+//! The composite cursor is `_` followed, per topic, by a 5-character tag of the topic's name
+//! and the topic's own cursor, separated by `_`, with an epoch shared with the entry before
+//! left out. Its length, for 8 topics (the default limit):
+//!
+//! | hub | per topic | 8 topics |
+//! |---|---|---|
+//! | [`MemoryHub`], offsets below 10⁶ | 13 bytes (+17 for the first) | at most 121 bytes |
+//! | `RedisHub` | about 37 bytes | about 300 bytes |
+//!
+//! Every character is CORS-safe (letters, digits, `-`, `_`, `.`). The transports refuse a
+//! cursor over 512 bytes with `400`
+//! ([`LastEventIdLayer::max_len`](crate::last_event_id::LastEventIdLayer::max_len) changes
+//! it); raising [`max_topics`](Topics::max_topics) past what fits means raising that cap too.
+//!
+//! # Bounded topics
+//!
+//! Topics are created by the first publish or subscribe, and go again when idle: no
+//! subscriber, and history older than an age you set (`MemoryHub`: dropped from memory,
+//! [`MemoryHubBuilder::idle_topic_age`]; `RedisHub`: the keys expire). A client asking for
+//! a million random topic names leaves nothing behind.
+//!
 //! # Example
 //!
 //! ```
@@ -57,12 +102,18 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod subscribe;
+mod topics;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription};
+pub use self::redis::{
+    RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription, DEFAULT_REDIS_IDLE_TOPIC_AGE,
+};
 pub use crate::cursor::Cursor;
-pub(crate) use contract::{new_epoch, position_event, reset_event, ResetReason};
+pub(crate) use contract::{new_epoch, position_event, reset_data, reset_event, ResetReason};
 pub use contract::{Hub, RESET_EVENT};
-pub use memory::{MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats};
+pub use memory::{
+    MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats, DEFAULT_IDLE_TOPIC_AGE,
+};
 pub use subscribe::Subscribe;
+pub use topics::{Topics, TopicsSubscription, DEFAULT_MAX_TOPICS, DEFAULT_TOPIC_PARAM};

@@ -6,11 +6,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
 
 /// An event's `text/event-stream` block (WHATWG): comment, `id`, `event`, `retry`, then one
-/// `data` field per line of data, and the blank line that dispatches it.
+/// `data` field per line of data, and the blank line that dispatches it. With a topic, the
+/// event name is `name@topic` (`message@topic` without a name).
 pub(crate) fn encode(
     comment: Option<&str>,
     id: Option<&str>,
     name: Option<&str>,
+    topic: Option<&str>,
     retry: Option<Duration>,
     data: Option<&str>,
 ) -> Bytes {
@@ -20,8 +22,14 @@ pub(crate) fn encode(
         let lines = memchr::memchr2_iter(b'\r', b'\n', d.as_bytes()).count() + 1;
         d.len() + lines * 7
     });
-    let capacity =
-        line(comment, 0) + line(id, 2) + line(name, 5) + retry.map_or(0, |_| 48) + data_cap + 1;
+    let topic_cap = topic.map_or(0, |t| t.len() + 1 + if name.is_none() { 16 } else { 0 });
+    let capacity = line(comment, 0)
+        + line(id, 2)
+        + line(name, 5)
+        + topic_cap
+        + retry.map_or(0, |_| 48)
+        + data_cap
+        + 1;
     let mut buf = BytesMut::with_capacity(capacity);
     if let Some(comment) = comment {
         buf.put_slice(b": ");
@@ -31,8 +39,16 @@ pub(crate) fn encode(
     if let Some(id) = id {
         field(&mut buf, b"id", id);
     }
-    if let Some(name) = name {
-        field(&mut buf, b"event", name);
+    match (name, topic) {
+        (Some(name), None) => field(&mut buf, b"event", name),
+        (name, Some(topic)) => {
+            buf.put_slice(b"event: ");
+            buf.put_slice(name.unwrap_or("message").as_bytes());
+            buf.put_u8(b'@');
+            buf.put_slice(topic.as_bytes());
+            buf.put_u8(b'\n');
+        }
+        (None, None) => {}
     }
     if let Some(retry) = retry {
         buf.put_slice(b"retry: ");

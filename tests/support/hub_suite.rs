@@ -163,3 +163,130 @@ pub async fn concurrent_publishers_and_joining_subscribers<H: Hub>(hub: H) {
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
+
+/// Opens a multi-topic subscription to `topics` through [`Topics`], after `cursor`.
+pub async fn topics<H: Hub>(
+    hub: &H,
+    topics: &[&str],
+    cursor: Option<&str>,
+) -> tower_push::hub::TopicsSubscription<H::Subscription> {
+    use tower::ServiceExt as _;
+    let mut req = http::Request::get("/").body(()).unwrap();
+    if let Some(cursor) = cursor {
+        req.extensions_mut()
+            .insert(tower_push::last_event_id::LastEventId::new(cursor));
+    }
+    let service = tower_push::hub::Topics::fixed(hub.clone(), topics.iter().copied());
+    service.oneshot(req).await.expect("topics accepted")
+}
+
+/// The next `n` events with data: (topic, data, id).
+pub async fn read<S: tokio_stream::Stream<Item = Event> + Unpin>(
+    sub: &mut S,
+    n: usize,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let e = next(sub).await;
+        if e.is_cursor_only() {
+            continue;
+        }
+        out.push((
+            e.get_topic().unwrap_or("").to_owned(),
+            e.get_data().unwrap_or("").to_owned(),
+            e.get_id().unwrap().to_owned(),
+        ));
+    }
+    out
+}
+
+/// Several topics on one subscription: the last id resumes each exactly, whatever the
+/// interleaving; a topic added on resume starts from now.
+pub async fn several_topics_resume_exactly<H: Hub>(hub: H) {
+    let mut sub = topics(&hub, &["a", "b"], None).await;
+    let position = next(&mut sub).await;
+    assert!(position.is_cursor_only(), "{position:?}");
+    settle().await;
+    hub.publish("a", Event::new().data("a1")).await.unwrap();
+    hub.publish("b", Event::new().data("b1")).await.unwrap();
+    let first = read(&mut sub, 2).await;
+    let mut seen: Vec<_> = first
+        .iter()
+        .map(|(t, d, _)| (t.clone(), d.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("a".into(), "a1".into()), ("b".into(), "b1".into())]);
+    // The id of the event read last covers both topics.
+    let last = first[1].2.clone();
+    drop(sub);
+
+    for (topic, data) in [
+        ("b", "b2"),
+        ("a", "a2"),
+        ("b", "b3"),
+        ("c", "c1"),
+        ("a", "a3"),
+    ] {
+        hub.publish(topic, Event::new().data(data)).await.unwrap();
+    }
+    let mut sub = topics(&hub, &["a", "b", "c"], Some(&last)).await;
+    let got = read(&mut sub, 4).await;
+    let per = |topic: &str| -> Vec<String> {
+        got.iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, d, _)| d.clone())
+            .collect()
+    };
+    assert_eq!(per("a"), ["a2", "a3"]);
+    assert_eq!(per("b"), ["b2", "b3"]);
+    assert_eq!(
+        per("c"),
+        Vec::<String>::new(),
+        "c was not in the cursor: it starts now"
+    );
+    settle().await;
+    hub.publish("c", Event::new().data("c2")).await.unwrap();
+    hub.publish("a", Event::new().data("a4")).await.unwrap();
+    let live = read(&mut sub, 2).await;
+    assert_eq!(
+        live.iter()
+            .map(|(t, d, _)| format!("{t}:{d}"))
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
+    assert!(
+        live.iter().any(|(t, d, _)| t == "c" && d == "c2"),
+        "{live:?}"
+    );
+    assert!(
+        live.iter().any(|(t, d, _)| t == "a" && d == "a4"),
+        "{live:?}"
+    );
+}
+
+/// A topic whose history no longer reaches the cursor resets alone; the other resumes. The
+/// hub must keep fewer than `overflow` events per topic.
+pub async fn a_trimmed_topic_resets_alone<H: Hub>(hub: H, overflow: usize) {
+    let mut sub = topics(&hub, &["a", "b"], None).await;
+    next(&mut sub).await;
+    settle().await;
+    hub.publish("a", Event::new().data("a0")).await.unwrap();
+    let last = read(&mut sub, 1).await[0].2.clone();
+    drop(sub);
+    for i in 0..overflow {
+        hub.publish("a", Event::new().data(format!("a{i}")))
+            .await
+            .unwrap();
+    }
+    hub.publish("b", Event::new().data("b1")).await.unwrap();
+    let mut sub = topics(&hub, &["a", "b"], Some(&last)).await;
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some(RESET_EVENT), "{reset:?}");
+    assert_eq!(reset.get_topic(), Some("a"));
+    let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
+    assert_eq!(data["reason"], "expired");
+    assert_eq!(data["topic"], "a");
+    let got = read(&mut sub, 1).await;
+    assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("b", "b1"));
+}

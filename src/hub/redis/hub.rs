@@ -69,6 +69,7 @@ impl Hub for RedisHub {
             invocation
                 .key(epoch_key)
                 .arg(new_epoch())
+                .arg(hub.idle_ms())
                 .arg(hub.inner.maxlen)
                 .arg(u8::from(event.get_event().is_some()))
                 .arg(event.get_event().unwrap_or(""))

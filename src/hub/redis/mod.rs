@@ -15,5 +15,5 @@ mod subscription;
 mod wire;
 
 pub use error::RedisHubError;
-pub use shared::{RedisHub, RedisHubBuilder};
+pub use shared::{RedisHub, RedisHubBuilder, DEFAULT_REDIS_IDLE_TOPIC_AGE};
 pub use subscription::RedisSubscription;

@@ -47,6 +47,7 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
         .key(&reader.stream)
         .key(&reader.epoch_key)
         .arg(new_epoch())
+        .arg(hub.idle_ms())
         .invoke_async(&mut conn)
         .await?;
     hub.record(None);
@@ -107,6 +108,20 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
                     redis::ErrorKind::Io,
                     "stream lost; restarting the reader",
                 )));
+            }
+            // Subscribed here: keep the topic from expiring.
+            if hub.idle_ms() > 0 {
+                redis::pipe()
+                    .cmd("PEXPIRE")
+                    .arg(&reader.stream)
+                    .arg(hub.idle_ms())
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&reader.epoch_key)
+                    .arg(hub.idle_ms())
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await?;
             }
             continue;
         }

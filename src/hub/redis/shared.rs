@@ -20,6 +20,9 @@ use std::{
 };
 use tokio::sync::{broadcast, watch};
 
+/// The default idle age of a topic's keys: 24 hours.
+pub const DEFAULT_REDIS_IDLE_TOPIC_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// Longest wait between reconnection attempts.
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -52,7 +55,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Cursors look like `9f3a0c1d2e4b5a67.1700000000000-0` (epoch, stream id). Events keep their
 /// name and data; `retry` and comments are not stored.
 ///
-/// Keys: `<prefix>:<topic>` (the stream) and `<prefix>:<topic>:epoch`.
+/// Keys: `<prefix>:<topic>` (the stream) and `<prefix>:<topic>:epoch`. Both expire when the
+/// topic has been idle for [`idle_topic_age`](RedisHubBuilder::idle_topic_age) (24 hours by
+/// default), so topics do not accumulate in Redis.
 ///
 /// ```no_run
 /// use tower_push::hub::{Hub, RedisHub};
@@ -76,6 +81,7 @@ pub(super) struct Inner {
     pub(super) maxlen: usize,
     pub(super) buffer: usize,
     pub(super) block: Duration,
+    pub(super) idle: Duration,
     /// How long one operation may wait on Redis.
     pub(super) timeout: Duration,
     /// Set when an operation found Redis unreachable, cleared by the next success.
@@ -103,6 +109,7 @@ pub struct RedisHubBuilder {
     pub(super) maxlen: usize,
     pub(super) buffer: usize,
     pub(super) block: Duration,
+    pub(super) idle: Duration,
     pub(super) timeout: Duration,
 }
 
@@ -120,6 +127,16 @@ impl RedisHubBuilder {
     /// Approximate number of events kept per topic (`XADD MAXLEN ~`). Default 10,000.
     pub fn maxlen(mut self, events: usize) -> Self {
         self.maxlen = events.max(1);
+        self
+    }
+
+    /// How long a topic's keys live after its last publish while no instance reads it
+    /// (`PEXPIRE`, refreshed by every publish and, while it has subscribers, by its reader
+    /// every [`block`](Self::block) period). Default [`DEFAULT_REDIS_IDLE_TOPIC_AGE`] (24 hours);
+    /// `Duration::ZERO` keeps keys forever. Topics asked for once and never used again so
+    /// leave Redis by themselves; resuming a topic that expired gets `reset`.
+    pub fn idle_topic_age(mut self, age: Duration) -> Self {
+        self.idle = age;
         self
     }
 
@@ -162,6 +179,7 @@ impl RedisHubBuilder {
                 maxlen: self.maxlen,
                 buffer: self.buffer,
                 block: self.block,
+                idle: self.idle,
                 timeout: self.timeout,
                 down: AtomicBool::new(false),
                 readers: Mutex::new(HashMap::new()),
@@ -191,8 +209,14 @@ impl RedisHub {
             maxlen: 10_000,
             buffer: 256,
             block: Duration::from_secs(2),
+            idle: DEFAULT_REDIS_IDLE_TOPIC_AGE,
             timeout: Duration::from_secs(1),
         }
+    }
+
+    /// The idle age in milliseconds, as the scripts take it (0: never expire).
+    pub(super) fn idle_ms(&self) -> u64 {
+        self.inner.idle.as_millis().try_into().unwrap_or(u64::MAX)
     }
 
     /// Runs one Redis operation under the hub's timeout and records whether Redis answered.

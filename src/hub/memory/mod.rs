@@ -8,8 +8,12 @@ use std::{
     fmt,
     future::ready,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+    },
     task::{ready, Context, Poll},
+    time::{Duration, Instant},
 };
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -17,6 +21,8 @@ use tokio::sync::broadcast::{self, error::RecvError};
 const DEFAULT_HISTORY: usize = 1024;
 /// The default size of the live buffer shared by a topic's subscribers: 256.
 const DEFAULT_BUFFER: usize = 256;
+/// The default age after which a topic without subscribers is dropped: 10 minutes.
+pub const DEFAULT_IDLE_TOPIC_AGE: Duration = Duration::from_secs(600);
 
 /// The embedded in-memory [`Hub`]: history is a bounded ring per topic, fan-out shares each
 /// event (and its encodings) between subscribers.
@@ -25,8 +31,19 @@ const DEFAULT_BUFFER: usize = 256;
 /// `MemoryHub`) and the event's offset in its topic. A cursor from another instance (for
 /// example before a restart) gets a `reset` event. Cloning the hub is cheap and shares it.
 ///
-/// Topics are created on first use and kept for the life of the hub, each holding at most its
-/// history; [`MemoryHub::remove_topic`] drops one.
+/// # Bounded topics
+///
+/// Topics are created on first publish or subscribe, each holding at most its history. A
+/// topic nobody subscribes to is dropped once its last event is older than
+/// [`idle_topic_age`](MemoryHubBuilder::idle_topic_age) (10 minutes by default), and at once
+/// when it has no event at all; so a client asking for millions of random topic names cannot
+/// grow the hub's memory. A sweep runs on the runtime the hub was first used on (every quarter
+/// of the age, at most every 30 s) and whenever the number of topics doubles.
+/// [`MemoryHub::remove_topic`] drops one at once.
+///
+/// A topic's offsets continue above every offset the hub has given before, so when a dropped
+/// topic is created again, cursors of its earlier life get `reset` (`expired`), never a silent
+/// gap.
 ///
 /// See the [module docs](crate::hub) for the subscription stream and an example.
 #[derive(Clone)]
@@ -38,7 +55,21 @@ struct Shared {
     epoch: Arc<str>,
     history: usize,
     buffer: usize,
-    topics: Mutex<HashMap<Box<str>, Arc<Topic>>>,
+    idle: Duration,
+    topics: Mutex<Topics>,
+    /// Above every offset given so far: where a new topic's offsets start.
+    clock: AtomicU64,
+    /// The start of `Topic::touched`'s clock.
+    born: Instant,
+}
+
+#[derive(Default)]
+struct Topics {
+    map: HashMap<Box<str>, Arc<Topic>>,
+    /// The number of topics after the last sweep: the next one runs at twice as many.
+    swept_at: usize,
+    /// Whether the background sweeper runs.
+    sweeper: bool,
 }
 
 struct Topic {
@@ -46,6 +77,26 @@ struct Topic {
     tx: broadcast::Sender<Entry>,
     /// The hub's epoch, for the cursors a subscription makes when it resets.
     epoch: Arc<str>,
+    /// Milliseconds from the hub's birth to the last publish or subscribe.
+    touched: AtomicU64,
+    /// Publishes and subscribes between finding the topic and using it: never swept then.
+    using: AtomicUsize,
+}
+
+/// A topic in use (found in the map, not yet published to or subscribed): not swept.
+struct InUse(Arc<Topic>);
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.using.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for InUse {
+    type Target = Arc<Topic>;
+    fn deref(&self) -> &Arc<Topic> {
+        &self.0
+    }
 }
 
 struct TopicState {
@@ -99,6 +150,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryHubBuilder {
     history: usize,
     buffer: usize,
+    idle: Duration,
 }
 
 impl MemoryHubBuilder {
@@ -115,6 +167,15 @@ impl MemoryHubBuilder {
         self
     }
 
+    /// How long a topic without subscribers keeps its history after its last publish before
+    /// it is dropped (a topic without events goes as soon as its last subscriber does).
+    /// Default [`DEFAULT_IDLE_TOPIC_AGE`] (10 minutes). Resuming after a longer absence gets
+    /// `reset` (`expired`).
+    pub fn idle_topic_age(mut self, age: Duration) -> Self {
+        self.idle = age;
+        self
+    }
+
     /// Builds the hub, with a new epoch.
     pub fn build(self) -> MemoryHub {
         MemoryHub {
@@ -122,7 +183,10 @@ impl MemoryHubBuilder {
                 epoch: super::new_epoch().into(),
                 history: self.history,
                 buffer: self.buffer,
-                topics: Mutex::new(HashMap::new()),
+                idle: self.idle,
+                topics: Mutex::new(Topics::default()),
+                clock: AtomicU64::new(1),
+                born: Instant::now(),
             }),
         }
     }
@@ -145,6 +209,7 @@ impl MemoryHub {
         MemoryHubBuilder {
             history: DEFAULT_HISTORY,
             buffer: DEFAULT_BUFFER,
+            idle: DEFAULT_IDLE_TOPIC_AGE,
         }
     }
 
@@ -154,6 +219,7 @@ impl MemoryHub {
         let mut state = lock(&topic.state);
         let offset = state.next;
         state.next += 1;
+        self.shared.clock.fetch_max(state.next, Ordering::Relaxed);
         let cursor = self.cursor(offset);
         let event = event
             .id(cursor.as_str())
@@ -173,7 +239,7 @@ impl MemoryHub {
 
     /// A snapshot of `topic`, or `None` if it does not exist.
     pub fn topic_stats(&self, topic: &str) -> Option<TopicStats> {
-        let topic = lock(&self.shared.topics).get(topic).cloned()?;
+        let topic = lock(&self.shared.topics).map.get(topic).cloned()?;
         let state = lock(&topic.state);
         Some(TopicStats {
             history: state.ring.len(),
@@ -187,24 +253,49 @@ impl MemoryHub {
     /// were sent; a later publish or subscribe creates the topic anew (and old cursors get
     /// `reset`).
     pub fn remove_topic(&self, topic: &str) -> bool {
-        lock(&self.shared.topics).remove(topic).is_some()
+        lock(&self.shared.topics).map.remove(topic).is_some()
     }
 
-    fn topic(&self, name: &str) -> Arc<Topic> {
+    /// The number of topics the hub holds now.
+    pub fn topic_count(&self) -> usize {
+        lock(&self.shared.topics).map.len()
+    }
+
+    /// Drops the idle topics now (what the sweep does); returns how many.
+    pub fn evict_idle(&self) -> usize {
+        self.shared.sweep()
+    }
+
+    fn topic(&self, name: &str) -> InUse {
+        let now = self.shared.now();
         let mut topics = lock(&self.shared.topics);
-        if let Some(topic) = topics.get(name) {
-            return topic.clone();
-        }
-        let topic = Arc::new(Topic {
-            state: Mutex::new(TopicState {
-                next: 1,
-                ring: VecDeque::new(),
-            }),
-            tx: broadcast::channel(self.shared.buffer).0,
-            epoch: self.shared.epoch.clone(),
-        });
-        topics.insert(name.into(), topic.clone());
-        topic
+        let topic = match topics.map.get(name) {
+            Some(topic) => topic.clone(),
+            None => {
+                if topics.map.len() >= (2 * topics.swept_at).max(1024) {
+                    self.shared.sweep_locked(&mut topics);
+                }
+                if !topics.sweeper {
+                    topics.sweeper = spawn_sweeper(&self.shared);
+                }
+                let start = self.shared.clock.load(Ordering::Relaxed);
+                let topic = Arc::new(Topic {
+                    state: Mutex::new(TopicState {
+                        next: start,
+                        ring: VecDeque::new(),
+                    }),
+                    tx: broadcast::channel(self.shared.buffer).0,
+                    epoch: self.shared.epoch.clone(),
+                    touched: AtomicU64::new(now),
+                    using: AtomicUsize::new(0),
+                });
+                topics.map.insert(name.into(), topic.clone());
+                topic
+            }
+        };
+        topic.touched.store(now, Ordering::Relaxed);
+        topic.using.fetch_add(1, Ordering::Acquire);
+        InUse(topic)
     }
 
     fn cursor(&self, offset: u64) -> Cursor {
@@ -236,12 +327,61 @@ impl MemoryHub {
     }
 }
 
+impl Shared {
+    fn now(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    fn sweep(&self) -> usize {
+        self.sweep_locked(&mut lock(&self.topics))
+    }
+
+    fn sweep_locked(&self, topics: &mut Topics) -> usize {
+        let now = self.now();
+        let idle = self.idle.as_millis() as u64;
+        let before = topics.map.len();
+        topics.map.retain(|_, topic| {
+            if topic.using.load(Ordering::Acquire) > 0 || topic.tx.receiver_count() > 0 {
+                return true;
+            }
+            let empty = lock(&topic.state).ring.is_empty();
+            let age = now.saturating_sub(topic.touched.load(Ordering::Relaxed));
+            !empty && age < idle
+        });
+        topics.swept_at = topics.map.len();
+        before - topics.map.len()
+    }
+}
+
+/// Starts the background sweep on the current runtime, if there is one; it ends with the hub.
+fn spawn_sweeper(shared: &Arc<Shared>) -> bool {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    let period = (shared.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30));
+    let shared: Weak<Shared> = Arc::downgrade(shared);
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let evicted = shared.sweep();
+            if evicted > 0 {
+                tracing::debug!(evicted, "memory hub: idle topics dropped");
+            }
+        }
+    });
+    true
+}
+
 impl fmt::Debug for MemoryHub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryHub")
             .field("epoch", &self.shared.epoch)
             .field("history", &self.shared.history)
             .field("buffer", &self.shared.buffer)
+            .field("idle_topic_age", &self.shared.idle)
             .finish_non_exhaustive()
     }
 }
@@ -264,6 +404,7 @@ impl Hub for MemoryHub {
         let state = lock(&topic.state);
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
         let rx = topic.tx.subscribe();
+        let topic = topic.clone();
         let mut pending = Box::<VecDeque<Event>>::default();
         match self.resume_point(from, &state) {
             Ok(after) => {
@@ -354,96 +495,4 @@ impl Stream for MemorySubscription {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio_stream::StreamExt as _;
-
-    async fn next(sub: &mut MemorySubscription) -> Event {
-        tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
-            .await
-            .expect("an event in time")
-            .expect("the stream goes on")
-    }
-
-    #[tokio::test]
-    async fn cursors_are_short_and_cors_safe() {
-        let hub = MemoryHub::new();
-        let cursor = hub.publish_now("t", Event::new().data("x"));
-        assert!(cursor.as_str().len() <= 128);
-        assert!(cursor
-            .as_str()
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-        assert_ne!(
-            MemoryHub::new().publish_now("t", Event::new()),
-            cursor,
-            "a new hub has a new epoch"
-        );
-    }
-
-    #[tokio::test]
-    async fn fresh_subscription_starts_with_the_current_position() {
-        let hub = MemoryHub::new();
-        let last = hub.publish_now("t", Event::new().data("old"));
-        let mut sub = hub.subscribe("t", None);
-        let first = next(&mut sub).await;
-        assert!(first.is_cursor_only());
-        assert_eq!(first.get_id(), Some(last.as_str()));
-        hub.publish_now("t", Event::new().data("new"));
-        assert_eq!(next(&mut sub).await.get_data(), Some("new"));
-    }
-
-    #[tokio::test]
-    async fn bad_cursors_reset_with_a_reason() {
-        let hub = MemoryHub::builder().history(2).build();
-        let first = hub.publish_now("t", Event::new().data("1"));
-        for _ in 0..3 {
-            hub.publish_now("t", Event::new().data("x"));
-        }
-        let other = MemoryHub::new().publish_now("t", Event::new());
-        let epoch = first.as_str().split_once('-').unwrap().0;
-        for (from, reason) in [
-            ("garbage", "invalid"),
-            (&*format!("{epoch}-99"), "invalid"),
-            (other.as_str(), "unknown-epoch"),
-            (first.as_str(), "expired"),
-        ] {
-            let mut sub = hub.subscribe("t", Some(from));
-            let reset = next(&mut sub).await;
-            assert_eq!(reset.get_event(), Some(super::super::RESET_EVENT), "{from}");
-            assert_eq!(reset.get_id(), Some(&*format!("{epoch}-4")));
-            let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
-            assert_eq!(data["reason"], reason, "{from}");
-            assert_eq!(data["cursor"], format!("{epoch}-4"));
-        }
-    }
-
-    #[tokio::test]
-    async fn lagging_subscriber_catches_up_from_history() {
-        let hub = MemoryHub::builder().history(100).buffer(4).build();
-        let mut sub = hub.subscribe("t", None);
-        next(&mut sub).await; // position
-        for i in 0..50 {
-            hub.publish_now("t", Event::new().data(i.to_string()));
-        }
-        for i in 0..50 {
-            assert_eq!(next(&mut sub).await.get_data(), Some(&*i.to_string()));
-        }
-        hub.publish_now("t", Event::new().data("live"));
-        assert_eq!(next(&mut sub).await.get_data(), Some("live"));
-    }
-
-    #[tokio::test]
-    async fn lagging_past_history_resets_then_goes_live() {
-        let hub = MemoryHub::builder().history(8).buffer(4).build();
-        let mut sub = hub.subscribe("t", None);
-        next(&mut sub).await;
-        for i in 0..50 {
-            hub.publish_now("t", Event::new().data(i.to_string()));
-        }
-        let reset = next(&mut sub).await;
-        assert_eq!(reset.get_event(), Some("reset"));
-        hub.publish_now("t", Event::new().data("live"));
-        assert_eq!(next(&mut sub).await.get_data(), Some("live"));
-    }
-}
+mod tests;

@@ -1,0 +1,142 @@
+//! Unit tests of the memory hub.
+
+use super::*;
+use std::time::Duration;
+use tokio_stream::StreamExt as _;
+
+async fn next(sub: &mut MemorySubscription) -> Event {
+    tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream goes on")
+}
+
+#[tokio::test]
+async fn cursors_are_short_and_cors_safe() {
+    let hub = MemoryHub::new();
+    let cursor = hub.publish_now("t", Event::new().data("x"));
+    assert!(cursor.as_str().len() <= 128);
+    assert!(cursor
+        .as_str()
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    assert_ne!(
+        MemoryHub::new().publish_now("t", Event::new()),
+        cursor,
+        "a new hub has a new epoch"
+    );
+}
+
+#[tokio::test]
+async fn fresh_subscription_starts_with_the_current_position() {
+    let hub = MemoryHub::new();
+    let last = hub.publish_now("t", Event::new().data("old"));
+    let mut sub = hub.subscribe("t", None);
+    let first = next(&mut sub).await;
+    assert!(first.is_cursor_only());
+    assert_eq!(first.get_id(), Some(last.as_str()));
+    hub.publish_now("t", Event::new().data("new"));
+    assert_eq!(next(&mut sub).await.get_data(), Some("new"));
+}
+
+#[tokio::test]
+async fn bad_cursors_reset_with_a_reason() {
+    let hub = MemoryHub::builder().history(2).build();
+    let first = hub.publish_now("t", Event::new().data("1"));
+    for _ in 0..3 {
+        hub.publish_now("t", Event::new().data("x"));
+    }
+    let other = MemoryHub::new().publish_now("t", Event::new());
+    let epoch = first.as_str().split_once('-').unwrap().0;
+    for (from, reason) in [
+        ("garbage", "invalid"),
+        (&*format!("{epoch}-99"), "invalid"),
+        (other.as_str(), "unknown-epoch"),
+        (first.as_str(), "expired"),
+    ] {
+        let mut sub = hub.subscribe("t", Some(from));
+        let reset = next(&mut sub).await;
+        assert_eq!(reset.get_event(), Some(crate::hub::RESET_EVENT), "{from}");
+        assert_eq!(reset.get_id(), Some(&*format!("{epoch}-4")));
+        let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
+        assert_eq!(data["reason"], reason, "{from}");
+        assert_eq!(data["cursor"], format!("{epoch}-4"));
+    }
+}
+
+#[tokio::test]
+async fn lagging_subscriber_catches_up_from_history() {
+    let hub = MemoryHub::builder().history(100).buffer(4).build();
+    let mut sub = hub.subscribe("t", None);
+    next(&mut sub).await; // position
+    for i in 0..50 {
+        hub.publish_now("t", Event::new().data(i.to_string()));
+    }
+    for i in 0..50 {
+        assert_eq!(next(&mut sub).await.get_data(), Some(&*i.to_string()));
+    }
+    hub.publish_now("t", Event::new().data("live"));
+    assert_eq!(next(&mut sub).await.get_data(), Some("live"));
+}
+
+#[tokio::test]
+async fn lagging_past_history_resets_then_goes_live() {
+    let hub = MemoryHub::builder().history(8).buffer(4).build();
+    let mut sub = hub.subscribe("t", None);
+    next(&mut sub).await;
+    for i in 0..50 {
+        hub.publish_now("t", Event::new().data(i.to_string()));
+    }
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some("reset"));
+    hub.publish_now("t", Event::new().data("live"));
+    assert_eq!(next(&mut sub).await.get_data(), Some("live"));
+}
+
+#[tokio::test]
+async fn idle_topics_are_dropped_and_their_cursors_reset() {
+    let hub = MemoryHub::builder()
+        .idle_topic_age(Duration::from_millis(50))
+        .build();
+    let old = hub.publish_now("t", Event::new().data("1"));
+    hub.publish_now("busy", Event::new().data("x"));
+    let sub = hub.subscribe("empty", None);
+    assert_eq!(hub.evict_idle(), 0, "young, or subscribed");
+    drop(sub);
+    assert_eq!(
+        hub.evict_idle(),
+        1,
+        "an empty topic goes with its last subscriber"
+    );
+    let keep = hub.subscribe("busy", None);
+    // The background sweep runs every 12.5 ms here; sweep once more in case it has not yet.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    hub.evict_idle();
+    assert!(
+        hub.topic_stats("t").is_none(),
+        "the idle topic with history goes"
+    );
+    assert!(
+        hub.topic_stats("busy").is_some(),
+        "a subscribed topic stays"
+    );
+    assert_eq!(hub.topic_count(), 1);
+    drop(keep);
+
+    // Recreated: the old cursor is older than everything the new topic has.
+    hub.publish_now("busy", Event::new().data("y"));
+    hub.publish_now("t", Event::new().data("2"));
+    let mut sub = hub.subscribe("t", Some(old.as_str()));
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some("reset"));
+    assert!(reset.get_data().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn a_topic_in_use_is_never_swept() {
+    let hub = MemoryHub::builder().idle_topic_age(Duration::ZERO).build();
+    let held = hub.topic("t");
+    assert_eq!(hub.evict_idle(), 0);
+    drop(held);
+    assert_eq!(hub.evict_idle(), 1);
+}

@@ -1,0 +1,342 @@
+//! [`Topics`]: the inner service that subscribes each request to the topics it asks for.
+
+use super::{
+    composite,
+    merge::{TopicsSubscription, MAX_MEMBERS},
+};
+use crate::{
+    cursor::LastEventId,
+    hub::Hub,
+    principal::Principal,
+    rejection::Reject,
+    topic::{check_topic, TopicGrant},
+};
+use http::{header, request::Parts, HeaderValue, Request, StatusCode};
+use std::{
+    borrow::Cow,
+    fmt,
+    future::{ready, Ready},
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower_service::Service;
+
+/// The default most topics per connection: 8.
+pub const DEFAULT_MAX_TOPICS: usize = 8;
+
+/// The default query parameter topics are read from: `topic` (repeated:
+/// `?topic=a&topic=b`).
+pub const DEFAULT_TOPIC_PARAM: &str = "topic";
+
+type SelectFn = dyn Fn(&Parts) -> Result<Vec<String>, Reject> + Send + Sync;
+type AuthorizeFn = dyn Fn(Option<&Principal>, &str) -> bool + Send + Sync;
+
+#[derive(Clone)]
+enum Select {
+    Query(Cow<'static, str>),
+    Fixed(Arc<[String]>),
+    Custom(Arc<SelectFn>),
+}
+
+/// Service that subscribes each request to the topics it asks for, on one connection with one
+/// cursor: the multi-topic sibling of [`Subscribe`](crate::hub::Subscribe). See the
+/// [module docs](crate::hub#several-topics-on-one-connection).
+///
+/// Before any stream starts (so before a WebSocket upgrade), it refuses:
+///
+/// * `400 Bad Request` for no topic, more than [`max_topics`](Topics::max_topics), or a name
+///   outside the [rules](crate::topic#topic-names) (the message says which and why);
+/// * `403 Forbidden` for a topic the request's [`TopicGrant`] (from its ticket) does not
+///   cover, or that the [`authorize`](Topics::authorize) function refuses;
+/// * `503 Service Unavailable` with `Retry-After: 1` while the hub is known to be down.
+///
+/// ```
+/// use tower_push::{hub::{MemoryHub, Topics}, negotiate::Negotiate};
+///
+/// let hub = MemoryHub::new();
+/// // `GET /events?topic=room.lobby&topic=user:alice`
+/// let endpoint = Negotiate::new(
+///     Topics::new(hub.clone())
+///         .authorize(|principal, topic| match topic.strip_prefix("user:") {
+///             Some(user) => principal.is_some_and(|p| p.as_str() == user),
+///             None => true,
+///         }),
+/// );
+/// # let _ = endpoint;
+/// ```
+#[derive(Clone)]
+pub struct Topics<H> {
+    hub: H,
+    select: Select,
+    authorize: Option<Arc<AuthorizeFn>>,
+    max_topics: usize,
+}
+
+impl<H: Hub> Topics<H> {
+    /// Topics from the repeated query parameter `topic` (`?topic=a&topic=b`).
+    pub fn new(hub: H) -> Self {
+        Self::from_query(hub, DEFAULT_TOPIC_PARAM)
+    }
+
+    /// Topics from the repeated query parameter `name`.
+    pub fn from_query(hub: H, name: impl Into<Cow<'static, str>>) -> Self {
+        Self::with(hub, Select::Query(name.into()))
+    }
+
+    /// The same topics for every request (checked like any other, per request).
+    pub fn fixed<I>(hub: H, topics: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        Self::with(hub, Select::Fixed(topics.into()))
+    }
+
+    /// Topics chosen by `select` from the request's head (its path, query, headers, or the
+    /// [`Principal`] in its extensions). A [`Reject`] it returns is the answer. The topics are
+    /// then checked like any other.
+    pub fn from_fn<F>(hub: H, select: F) -> Self
+    where
+        F: Fn(&Parts) -> Result<Vec<String>, Reject> + Send + Sync + 'static,
+    {
+        Self::with(hub, Select::Custom(Arc::new(select)))
+    }
+
+    fn with(hub: H, select: Select) -> Self {
+        Self {
+            hub,
+            select,
+            authorize: None,
+            max_topics: DEFAULT_MAX_TOPICS,
+        }
+    }
+
+    /// Decides per topic whether the request's principal may subscribe (`false`: `403`). It
+    /// runs after the ticket's [`TopicGrant`], when there is one, has allowed the topic.
+    /// Default: every topic the grant allows (every topic without a grant).
+    #[must_use]
+    pub fn authorize<F>(mut self, authorize: F) -> Self
+    where
+        F: Fn(Option<&Principal>, &str) -> bool + Send + Sync + 'static,
+    {
+        self.authorize = Some(Arc::new(authorize));
+        self
+    }
+
+    /// The most topics one request may ask for (more: `400`). Default 8; between 1 and 64.
+    ///
+    /// Each topic adds about 14 bytes to the cursor on [`MemoryHub`](crate::hub::MemoryHub)
+    /// and about 40 on `RedisHub`; a cursor longer than the transports' cap (512 bytes by
+    /// default, [`LastEventIdLayer::max_len`](crate::last_event_id::LastEventIdLayer::max_len))
+    /// is refused with `400`, so raise both together.
+    #[must_use]
+    pub fn max_topics(mut self, max: usize) -> Self {
+        self.max_topics = max.clamp(1, MAX_MEMBERS);
+        self
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &H {
+        &self.hub
+    }
+
+    fn topics(&self, parts: &Parts) -> Result<Vec<String>, Reject> {
+        let requested = match &self.select {
+            Select::Fixed(topics) => topics.to_vec(),
+            Select::Custom(select) => select(parts)?,
+            Select::Query(name) => query_values(parts.uri.query().unwrap_or(""), name)?,
+        };
+        let mut topics: Vec<String> = Vec::with_capacity(requested.len());
+        for topic in requested {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        if topics.is_empty() {
+            let hint = match &self.select {
+                Select::Query(name) => format!(" (?{name}=NAME)"),
+                _ => String::new(),
+            };
+            return Err(bad_request(format!("no topic requested{hint}")));
+        }
+        if topics.len() > self.max_topics {
+            return Err(bad_request(format!(
+                "{} topics requested; at most {} per connection",
+                topics.len(),
+                self.max_topics
+            )));
+        }
+        for topic in &topics {
+            if let Err(error) = check_topic(topic) {
+                let shown: String = topic.chars().take(80).collect();
+                return Err(bad_request(format!("topic {shown:?}: {error}")));
+            }
+        }
+        let principal = parts.extensions.get::<Principal>();
+        let grant = parts.extensions.get::<TopicGrant>();
+        for topic in &topics {
+            let granted = grant.is_none_or(|g| g.allows(topic));
+            if !granted
+                || self
+                    .authorize
+                    .as_ref()
+                    .is_some_and(|f| !f(principal, topic))
+            {
+                return Err(Reject::new(
+                    StatusCode::FORBIDDEN,
+                    format!("not allowed to subscribe to topic {topic:?}"),
+                )
+                .cause("topics"));
+            }
+        }
+        Ok(topics)
+    }
+}
+
+fn bad_request(message: String) -> Reject {
+    Reject::new(StatusCode::BAD_REQUEST, message).cause("topics")
+}
+
+/// Every value of the query parameter `name`, percent-decoded.
+fn query_values(query: &str, name: &str) -> Result<Vec<String>, Reject> {
+    let mut values = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if crate::cursor::decode(key) != name.as_bytes() {
+            continue;
+        }
+        // Bounded before decoding: more values than any limit allows are refused below.
+        if values.len() > MAX_MEMBERS {
+            break;
+        }
+        let value = String::from_utf8(crate::cursor::decode(value))
+            .map_err(|_| bad_request(format!("?{name}= is not valid UTF-8")))?;
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// Each topic's cursor, from the request's (composite) cursor.
+fn starting_points(topics: &[String], from: Option<&str>) -> Vec<Option<String>> {
+    let Some(from) = from.filter(|f| !f.is_empty()) else {
+        return vec![None; topics.len()];
+    };
+    let Some(entries) = composite::decode(from) else {
+        // One topic: a cursor of that topic (from a single-topic endpoint) resumes it. Several:
+        // it cannot say which topic it is from, so every topic resets.
+        let from = if topics.len() == 1 { from } else { "!" };
+        return vec![Some(from.to_owned()); topics.len()];
+    };
+    let tags: Vec<composite::Tag> = topics.iter().map(|t| composite::tag(t)).collect();
+    tags.iter()
+        .map(|tag| {
+            if tags.iter().filter(|t| *t == tag).count() > 1 {
+                // Two of the requested topics share a tag: neither can be told apart.
+                return Some("!".to_owned());
+            }
+            entries
+                .iter()
+                .find(|(t, _)| t == tag)
+                .map(|(_, cursor)| cursor.clone())
+        })
+        .collect()
+}
+
+impl<H: Hub, B> Service<Request<B>> for Topics<H> {
+    type Response = TopicsSubscription<H::Subscription>;
+    type Error = Reject;
+    type Future = Ready<Result<Self::Response, Reject>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (parts, _body) = req.into_parts();
+        let topics = match self.topics(&parts) {
+            Ok(topics) => topics,
+            Err(reject) => return ready(Err(reject)),
+        };
+        if let Err(error) = self.hub.available() {
+            tracing::debug!(%error, "backbone unavailable; refusing the subscription");
+            return ready(Err(Reject::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backbone unavailable; retry",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .cause("backbone")));
+        }
+        let from = parts
+            .extensions
+            .get::<LastEventId>()
+            .map(LastEventId::as_str);
+        let starts = starting_points(&topics, from);
+        let members = topics
+            .into_iter()
+            .zip(starts)
+            .map(|(topic, from)| {
+                let sub = self.hub.subscribe(&topic, from.as_deref());
+                (Arc::<str>::from(topic), sub)
+            })
+            .collect();
+        ready(Ok(TopicsSubscription::new(members)))
+    }
+}
+
+impl<H: fmt::Debug> fmt::Debug for Topics<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let select = match &self.select {
+            Select::Query(name) => format!("query {name:?}"),
+            Select::Fixed(topics) => format!("fixed {topics:?}"),
+            Select::Custom(_) => "custom".to_owned(),
+        };
+        f.debug_struct("Topics")
+            .field("hub", &self.hub)
+            .field("select", &select)
+            .field("authorize", &self.authorize.is_some())
+            .field("max_topics", &self.max_topics)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starting_points_follow_the_composite() {
+        let topics = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let mut composite = String::new();
+        let (ta, tb) = (composite::tag("a"), composite::tag("b"));
+        composite::encode(
+            [(&ta, Some("e-1")), (&tb, Some("e-2"))].into_iter(),
+            &mut composite,
+        );
+        assert_eq!(
+            starting_points(&topics, Some(&composite)),
+            vec![Some("e-1".into()), Some("e-2".into()), None]
+        );
+        assert_eq!(starting_points(&topics, None), vec![None, None, None]);
+        assert_eq!(
+            starting_points(&topics, Some("e-1")),
+            vec![Some("!".into()); 3],
+            "a plain cursor cannot say which topic it is from"
+        );
+        assert_eq!(
+            starting_points(&topics[..1], Some("e-1")),
+            vec![Some("e-1".into())]
+        );
+    }
+
+    #[test]
+    fn query_values_are_decoded_and_bounded() {
+        assert_eq!(
+            query_values("topic=a&x=1&topic=b%3Ac&topic", "topic").unwrap(),
+            vec!["a", "b:c", ""]
+        );
+        let many = vec!["topic=a"; 1000].join("&");
+        assert!(query_values(&many, "topic").unwrap().len() <= MAX_MEMBERS + 1);
+    }
+}
