@@ -1,6 +1,8 @@
-//! The demo chat room: every transport, auth tickets, resume, Origin policy, one page.
+//! The demo chat: rooms and direct messages on one connection, every transport, auth tickets
+//! carrying the topics they allow, resume, Origin policy, one page.
 //!
-//! Run with `cargo run --example chat` and open <http://127.0.0.1:3000>. `PORT` changes the
+//! Run with `cargo run --example chat` and open <http://127.0.0.1:3000> (the default room) or
+//! <http://127.0.0.1:3000/?room=NAME> (another room). `PORT` changes the
 //! port; `BIND` binds another address (for example `BIND=0.0.0.0`); `REDIS_URL` uses the
 //! Redis backbone (`cargo run --example chat --features redis`), so two processes on two
 //! ports share one room; `ALLOWED_ORIGINS` (comma-separated) adds origins to the allow-list;
@@ -9,22 +11,34 @@
 //!
 //! # HTTP contract (public and stable; tests outside this repository rely on it)
 //!
-//! * `GET /` - the chat page: HTML + JS, no build step, nothing from a CDN.
+//! * `GET /` - the chat page: HTML + JS, no build step, nothing from a CDN. `GET /?room=NAME`
+//!   joins room `NAME` (1 to 32 ASCII letters, digits, `-`, `_`); the default room is `room`.
 //! * `GET /tower-push.js` - the browser client.
-//! * `POST /api/ticket` with JSON `{"user":"alice"}` - `200` JSON
-//!   `{"ticket":"...","expires_in":N}`; a missing or empty user - `400`. (The demo trusts the
-//!   name; real apps mint from their own auth.)
+//! * `POST /api/ticket` with JSON `{"user":"alice"}` (and optionally `"room":"NAME"`) - `200`
+//!   JSON `{"ticket":"...","expires_in":N,"topics":["room","dm:..."]}`: the ticket allows
+//!   exactly those topics, the room and the user's direct messages; a missing or empty user,
+//!   or a bad room name - `400`. (The demo trusts the name; real apps mint from their own
+//!   auth.)
 //! * `GET /api/events?ticket=T` (+ optional `lastEventId=C` or the `Last-Event-ID` header):
 //!   WebSocket when it is an upgrade, SSE when `Accept: text/event-stream`, long-poll JSON
 //!   otherwise; `401` without a valid ticket; a request from a foreign `Origin` - `403`.
-//! * `POST /api/messages` with JSON `{"user":"alice","text":"hi"}` - `202`; empty or over-long
-//!   (over 1,000 characters) text - `400`; the backbone unreachable - `503` with
-//!   `Retry-After`. On a WebSocket the client may instead send `{"text":"hi"}` (the user is
-//!   the ticket's principal).
+//!   Without `topic` parameters it reads the default room, as it always did. With
+//!   `&topic=..` (the `topics` the ticket answer lists) it reads those topics on one
+//!   connection with one cursor; a topic the ticket does not allow - `403`, a bad or a ninth
+//!   topic - `400`, all before any upgrade. Those events name their topic (SSE: the event is
+//!   `message@TOPIC`; JSON: a `"topic"` field).
+//! * `POST /api/messages` with JSON `{"user":"alice","text":"hi"}` - `202`, to the default
+//!   room; with `"room":"NAME"`, to that room; with `"to":"bob"`, a direct message to bob's
+//!   (and alice's own) topic. The text arrives exactly as sent; empty, whitespace-only or
+//!   over-long (over 1,000 characters) text, or a bad room name - `400`; the backbone
+//!   unreachable - `503` with `Retry-After`. On a WebSocket the client may instead send
+//!   `{"text":"hi"}` (to its room) or `{"text":"hi","to":"bob"}` (the user is the ticket's
+//!   principal).
 //! * API request bodies over 4 KiB - `413`; an API request not complete within 10 s (a body
 //!   sent too slowly) - `408`.
 //! * Each chat message reaches every subscriber as an event named `message` whose data is
-//!   JSON `{"user":...,"text":...}` and whose id is its cursor.
+//!   JSON `{"user":...,"text":...}` (plus `"to"` for a direct message) and whose id is its
+//!   cursor.
 //! * `GET /metrics` (with `--features metrics`) - Prometheus text: connections, deliveries,
 //!   bytes, refusals, resets and more (see `tower_push::observe`).
 //! * SIGTERM or Ctrl-C: SSE streams end, WebSockets close with 1012, held polls answer with
@@ -38,18 +52,19 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use futures_util::future::Either;
+use rooms::message;
 use serde::Deserialize;
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
-use tower::{service_fn, ServiceBuilder};
+use std::{net::SocketAddr, time::Duration};
+use tower::{service_fn, ServiceBuilder, ServiceExt as _};
 use tower_push::{
     auth_ticket::{
-        AuthTicketLayer, Binding, Key, MemoryTicketStore, MintTicket, Principal, TicketStore,
-        Tickets,
+        AuthTicketLayer, Binding, Key, MemoryTicketStore, Principal, TicketStore, Tickets,
     },
     client::ClientScript,
     drain::Drain,
     heartbeat::HeartbeatLayer,
-    hub::{Hub, MemoryHub},
+    hub::{Hub, MemoryHub, Topics, TopicsSubscription},
     last_event_id::LastEventId,
     limit::ConnectionLimitLayer,
     negotiate::NegotiateLayer,
@@ -57,13 +72,11 @@ use tower_push::{
     serve::{self, Server},
     sse::SseLayer,
     ws::{Inbound, Message, WsLayer},
-    Event,
+    Event, Reject,
 };
 
-/// The room every message goes to.
-const ROOM: &str = "room";
-/// The longest message, in characters.
-const MAX_TEXT: usize = 1000;
+mod rooms;
+
 /// The longest user name, in characters.
 const MAX_USER: usize = 64;
 /// The largest API request body, in bytes.
@@ -80,34 +93,19 @@ struct Chat<H> {
 #[derive(Deserialize)]
 struct TicketRequest {
     user: Option<String>,
+    room: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct MessageRequest {
     user: Option<String>,
     text: Option<String>,
+    room: Option<String>,
+    to: Option<String>,
 }
 
 fn bad_request(message: &'static str) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
-}
-
-/// A chat message as an event: named `message`, data `{"user":..,"text":..}`.
-fn message(user: &str, text: &str) -> Option<Event> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT {
-        return None;
-    }
-    #[derive(serde::Serialize)]
-    struct Data<'a> {
-        user: &'a str,
-        text: &'a str,
-    }
-    Event::new()
-        .event("message")
-        .ok()?
-        .json_data(&Data { user, text })
-        .ok()
 }
 
 fn valid_user(user: Option<String>) -> Option<String> {
@@ -116,16 +114,41 @@ fn valid_user(user: Option<String>) -> Option<String> {
 }
 
 async fn mint<H: Hub>(State(chat): State<Chat<H>>, body: Option<Json<TicketRequest>>) -> Response {
-    let Some(user) = body.and_then(|Json(b)| valid_user(b.user)) else {
+    let Some(Json(body)) = body else {
+        return bad_request("JSON {\"user\":...} is required\n");
+    };
+    let Some(user) = valid_user(body.user) else {
         return bad_request("a non-empty \"user\" is required\n");
     };
+    let room = match rooms::room(body.room.as_deref()) {
+        Ok(room) => room,
+        Err(message) => return bad_request(message),
+    };
+    // The ticket allows exactly the room and the user's direct messages, signed inside it.
+    let (topics, grant) = rooms::grant(&user, &room);
     match chat
         .tickets
-        .mint(&user, &Binding::new().path("/api/events"))
+        .mint(&user, &Binding::new().path("/api/events").topics(grant))
     {
-        Ok(ticket) => MintTicket::respond(&ticket).into_response(),
+        Ok(ticket) => (
+            [(http::header::CACHE_CONTROL, "no-store")],
+            Json(serde_json::json!({
+                "ticket": ticket.as_str(),
+                "expires_in": ticket.expires_in().as_secs(),
+                "topics": topics,
+            })),
+        )
+            .into_response(),
         Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
     }
+}
+
+/// Publishes `event` to each topic; the first failure is the answer.
+async fn publish_all<H: Hub>(hub: &H, topics: &[String], event: Event) -> Result<(), H::Error> {
+    for topic in topics {
+        hub.publish(topic, event.clone()).await?;
+    }
+    Ok(())
 }
 
 async fn post_message<H: Hub>(
@@ -138,10 +161,21 @@ async fn post_message<H: Hub>(
     let Some(user) = valid_user(body.user) else {
         return bad_request("a non-empty \"user\" is required\n");
     };
-    let Some(event) = message(&user, body.text.as_deref().unwrap_or("")) else {
-        return bad_request("\"text\" must be 1 to 1000 characters\n");
+    let room = match rooms::room(body.room.as_deref()) {
+        Ok(room) => room,
+        Err(message) => return bad_request(message),
     };
-    match chat.hub.publish(ROOM, event).await {
+    let to = match body.to.map(|to| valid_user(Some(to))) {
+        None => None,
+        Some(Some(to)) => Some(to),
+        Some(None) => return bad_request("\"to\" must be a non-empty user name\n"),
+    };
+    let text = body.text.as_deref().unwrap_or("");
+    let Some(event) = message(&user, text, to.as_deref()) else {
+        return bad_request("\"text\" must be 1 to 1000 characters, not only spaces\n");
+    };
+    let destinations = rooms::destinations(&user, &room, to.as_deref());
+    match publish_all(&chat.hub, &destinations, event).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -152,26 +186,37 @@ async fn post_message<H: Hub>(
     }
 }
 
-/// The push endpoint's inner service: the room from the client's cursor, and messages sent
-/// over a WebSocket published as the ticket's principal.
-fn room<H: Hub, B: Send + 'static>(
+/// The push endpoint's inner service. With `?topic=` parameters: those topics on one
+/// connection (the room and the user's direct messages, as the ticket allows); without: the
+/// default room, as before rooms. Messages sent over a WebSocket are published as the
+/// ticket's principal, to the connection's room or, with `"to"`, as a direct message.
+fn events<H: Hub, B: Send + 'static>(
     hub: H,
 ) -> impl tower::Service<
     http::Request<B>,
-    Response = H::Subscription,
-    Error = Infallible,
+    Response = Either<H::Subscription, TopicsSubscription<H::Subscription>>,
+    Error = Reject,
     Future: Send,
 > + Clone
        + Send
        + 'static {
+    let topics = Topics::new(hub.clone()).authorize(rooms::authorize);
     service_fn(move |req: http::Request<B>| {
         let hub = hub.clone();
+        let topics = topics.clone();
         async move {
-            let user = req
-                .extensions()
+            let (parts, body) = req.into_parts();
+            let multi = rooms::asks_for_topics(&parts);
+            let room = if multi {
+                rooms::connection_room(&parts)
+            } else {
+                rooms::DEFAULT_ROOM.to_owned()
+            };
+            let user = parts
+                .extensions
                 .get::<Principal>()
                 .map(|p| p.as_str().to_owned());
-            if let (Some(inbound), Some(user)) = (req.extensions().get::<Inbound>().cloned(), user)
+            if let (Some(inbound), Some(user)) = (parts.extensions.get::<Inbound>().cloned(), user)
             {
                 let hub = hub.clone();
                 tokio::spawn(async move {
@@ -182,21 +227,30 @@ fn room<H: Hub, B: Send + 'static>(
                         #[derive(Deserialize)]
                         struct Said {
                             text: String,
+                            to: Option<String>,
                         }
-                        if let Some(event) = serde_json::from_str::<Said>(&text)
-                            .ok()
-                            .and_then(|s| message(&user, &s.text))
-                        {
-                            let _ = hub.publish(ROOM, event).await;
+                        let Ok(said) = serde_json::from_str::<Said>(&text) else {
+                            continue;
+                        };
+                        let to = said.to.and_then(|to| valid_user(Some(to)));
+                        if let Some(event) = message(&user, &said.text, to.as_deref()) {
+                            let destinations = rooms::destinations(&user, &room, to.as_deref());
+                            let _ = publish_all(&hub, &destinations, event).await;
                         }
                     }
                 });
             }
-            let from = req
-                .extensions()
+            if multi {
+                let req = http::Request::from_parts(parts, body);
+                return topics.oneshot(req).await.map(Either::Right);
+            }
+            let from = parts
+                .extensions
                 .get::<LastEventId>()
                 .map(|c| c.as_str().to_owned());
-            Ok::<_, Infallible>(hub.subscribe(ROOM, from.as_deref()))
+            Ok(Either::Left(
+                hub.subscribe(rooms::DEFAULT_ROOM, from.as_deref()),
+            ))
         }
     })
 }
@@ -227,7 +281,7 @@ fn app<H: Hub, St: TicketStore>(
         .layer(ConnectionLimitLayer::new(10_000))
         .layer(drain.layer())
         .layer(HeartbeatLayer::new(Duration::from_secs(15)))
-        .service(room(hub.clone()));
+        .service(events(hub.clone()));
     // The API takes small JSON bodies: at most 4 KiB each, and a request still unanswered
     // after 10 s (a client that stops sending its body mid-way) gets `408`, which frees its
     // connection. (Never on the push route: it would cut streams.)

@@ -2,6 +2,7 @@
 //! Redis, and two real browsers; `operations` holds the API limits, `/metrics` and SIGTERM.
 
 mod operations;
+mod rooms;
 
 use super::*;
 use bytes::Bytes;
@@ -13,7 +14,10 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use std::sync::{Arc, Mutex};
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+};
 use tokio::{io::AsyncBufReadExt as _, io::AsyncWriteExt as _, task::AbortHandle};
 
 /// Serves `app` on 127.0.0.1:0 and keeps the connection tasks, so a test can drop them.
@@ -147,8 +151,13 @@ async fn open_ws(
 
 /// Opens an SSE response with `ticket`.
 async fn open_sse(addr: SocketAddr, ticket: &str) -> http::Response<hyper::body::Incoming> {
+    open_sse_path(addr, &format!("/api/events?ticket={ticket}")).await
+}
+
+/// Opens an SSE response at `path`.
+async fn open_sse_path(addr: SocketAddr, path: &str) -> http::Response<hyper::body::Incoming> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let req = http::Request::get(format!("http://{addr}/api/events?ticket={ticket}"))
+    let req = http::Request::get(format!("http://{addr}{path}"))
         .header("accept", "text/event-stream")
         .body(Empty::<Bytes>::new())
         .unwrap();

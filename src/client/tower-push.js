@@ -1,18 +1,23 @@
 /*!
  * tower-push browser client: WebSocket -> SSE -> long-poll, a fresh ticket before every
- * (re)connect, resume from the last cursor. No dependencies.
+ * (re)connect, resume from the last cursor (every topic of the connection). No dependencies.
  *
  *   const conn = TowerPush.connect({
  *     url: "/api/events",                       // the Negotiate endpoint
- *     ticket: async () => "...",                // optional: a fresh single-use ticket
+ *     ticket: async () => "...",                // optional: a fresh single-use ticket, or
+ *                                               //   {ticket, topics} to also set the topics
+ *     topics: ["room.lobby", "user:alice"],     // optional: several topics (?topic=..)
  *     transports: ["websocket", "sse", "long-poll"],   // preference, with fallback
  *     events: ["message"],                      // SSE event names to listen for
- *     onEvent: (e) => {},                       // {id, event, data}; "reset" means: reload
+ *     onEvent: (e) => {},                       // {id, event, topic, data}; "reset": reload
  *     onStatus: (status, transport) => {},      // "connecting" | "open" | "reconnecting" | "closed"
  *   });
- *   conn.send(text)   // over the WebSocket when it is open; returns false otherwise
- *   conn.transport()  // the transport in use
+ *   conn.send(text, extra)  // {text, ...extra} over the WebSocket when open; false otherwise
+ *   conn.transport()        // the transport in use
  *   conn.close()
+ *
+ * With topics, one cursor resumes them all; SSE events named `name@topic` are split into
+ * `event` and `topic`, as long-poll and WebSocket events carry them.
  */
 (function (global) {
   "use strict";
@@ -23,6 +28,7 @@
       options
     );
     var cursor = o.lastEventId || null;
+    var topics = (o.topics || []).slice();
     var index = 0;
     var delay = o.retry;
     var closed = false;
@@ -34,12 +40,22 @@
       if (e.id) cursor = e.id;
       // Position frames and events only move the cursor.
       if (e.event === "position" || e.data === undefined || e.data === null) return;
-      if (o.onEvent) o.onEvent({ id: e.id || null, event: e.event || "message", data: e.data });
+      if (o.onEvent) {
+        o.onEvent({ id: e.id || null, event: e.event || "message", topic: e.topic || null, data: e.data });
+      }
     }
 
     async function endpoint() {
       var params = new URLSearchParams();
-      if (o.ticket) params.set("ticket", await o.ticket());
+      if (o.ticket) {
+        var t = await o.ticket();
+        if (t && typeof t === "object") {
+          if (Array.isArray(t.topics)) topics = t.topics.slice();
+          t = t.ticket;
+        }
+        params.set("ticket", t);
+      }
+      topics.forEach(function (topic) { params.append("topic", topic); });
       if (cursor) params.set("lastEventId", cursor);
       var query = params.toString();
       return o.url + (query ? (o.url.indexOf("?") >= 0 ? "&" : "?") + query : "");
@@ -91,10 +107,18 @@
       var open = false;
       es = new EventSource(url);
       es.onopen = function () { open = true; opened(); };
-      var names = ["position", "reset"].concat(o.events);
-      names.filter(function (n, i) { return names.indexOf(n) === i; }).forEach(function (name) {
-        es.addEventListener(name, function (e) {
-          deliver({ id: e.lastEventId, event: name, data: name === "position" ? undefined : e.data });
+      var names = ["reset"].concat(o.events);
+      names = names.filter(function (n, i) { return names.indexOf(n) === i; });
+      // Without topics events carry their own name; with topics, `name@topic`.
+      var types = [["position", "position", null]];
+      names.forEach(function (name) {
+        types.push([name, name, null]);
+        topics.forEach(function (topic) { types.push([name + "@" + topic, name, topic]); });
+      });
+      types.forEach(function (type) {
+        es.addEventListener(type[0], function (e) {
+          deliver({ id: e.lastEventId, event: type[1], topic: type[2],
+                    data: type[1] === "position" ? undefined : e.data });
         });
       });
       // A ticket is single use, so the browser's own reconnect would be refused: reconnect here
@@ -122,10 +146,14 @@
 
     start();
     return {
-      send: function (text) {
-        if (ws && ws.readyState === 1) { ws.send(JSON.stringify({ text: text })); return true; }
+      send: function (text, extra) {
+        if (ws && ws.readyState === 1) {
+          ws.send(JSON.stringify(Object.assign({ text: text }, extra || {})));
+          return true;
+        }
         return false;
       },
+      topics: function () { return topics.slice(); },
       transport: function () { return o.transports[index]; },
       cursor: function () { return cursor; },
       close: function () {
