@@ -126,5 +126,69 @@ fn fan_out_parked(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fan_out, fan_out_parked);
+/// Several topics per connection: the same 4 events delivered to 1,000 parked subscribers,
+/// each encoded for SSE as a connection would (a multi-topic subscription gives every
+/// connection its own ids, so encodings are no longer shared). Cases: the single-topic
+/// `Subscribe` path; `Topics` with one topic; `Topics` with the 4 events spread over 4 topics.
+fn topics_fan_out(c: &mut Criterion) {
+    use tower_push::hub::{Hub as _, Topics};
+    const SUBS: usize = 1_000;
+    const EVENTS: usize = 4;
+    let mut group = c.benchmark_group("hub/topics_1k_parked_sse");
+    group.throughput(Throughput::Elements((SUBS * EVENTS) as u64));
+    let data = "z".repeat(200);
+
+    fn topics_sub(
+        hub: &MemoryHub,
+        topics: &[&str],
+    ) -> tower_push::hub::TopicsSubscription<tower_push::hub::MemorySubscription> {
+        let mut svc = Topics::fixed(hub.clone(), topics.iter().copied());
+        let req = http::Request::get("/").body(()).unwrap();
+        tower::Service::call(&mut svc, req).into_inner().unwrap()
+    }
+
+    fn run<S: Stream<Item = Event> + Unpin>(
+        b: &mut criterion::Bencher<'_>,
+        hub: &MemoryHub,
+        mut subs: Vec<S>,
+        topics: &[&str],
+        data: &str,
+    ) {
+        for sub in &mut subs {
+            poll_one(sub); // position
+            park(sub);
+        }
+        b.iter(|| {
+            for i in 0..EVENTS {
+                hub.publish_now(topics[i % topics.len()], event(data));
+            }
+            for sub in &mut subs {
+                for _ in 0..EVENTS {
+                    black_box(poll_one(sub).to_sse());
+                }
+                park(sub);
+            }
+        })
+    }
+
+    group.bench_function("Subscribe, 1 topic", |b| {
+        let hub = MemoryHub::builder().buffer(16).build();
+        let subs: Vec<_> = (0..SUBS).map(|_| hub.subscribe("t0", None)).collect();
+        run(b, &hub, subs, &["t0"], &data);
+    });
+    group.bench_function("Topics, 1 topic", |b| {
+        let hub = MemoryHub::builder().buffer(16).build();
+        let subs: Vec<_> = (0..SUBS).map(|_| topics_sub(&hub, &["t0"])).collect();
+        run(b, &hub, subs, &["t0"], &data);
+    });
+    group.bench_function("Topics, 4 topics", |b| {
+        let hub = MemoryHub::builder().buffer(16).build();
+        let all = ["t0", "t1", "t2", "t3"];
+        let subs: Vec<_> = (0..SUBS).map(|_| topics_sub(&hub, &all)).collect();
+        run(b, &hub, subs, &all, &data);
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fan_out, fan_out_parked, topics_fan_out);
 criterion_main!(benches);
