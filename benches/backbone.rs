@@ -1,9 +1,10 @@
-//! Publish-to-deliver latency at 1,000 subscribers: through Redis (two `RedisHub`s, as two
-//! instances, 500 subscribers each, publishing on one) against the in-memory hub (one
-//! `MemoryHub`, 1,000 subscribers), in the same run.
+//! Publish-to-deliver latency at 1,000 subscribers: through NATS JetStream (two `NatsHub`s)
+//! and Redis (two `RedisHub`s), each as two instances with 500 subscribers each, publishing on
+//! one, against the in-memory hub (one `MemoryHub`, 1,000 subscribers), in the same run.
 //!
-//! Needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`). Bounded: 200 events,
-//! 60 s per backbone. Run with `cargo bench --bench backbone`.
+//! Needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`) and NATS with JetStream at
+//! `NATS_URL` (default `nats://127.0.0.1:4222`; the bench deletes its stream). Bounded: 200
+//! events, 60 s per backbone. Run with `cargo bench --all-features --bench backbone`.
 #![allow(missing_docs)]
 
 use std::{
@@ -12,7 +13,7 @@ use std::{
 };
 use tokio_stream::StreamExt as _;
 use tower_push::{
-    hub::{Hub, MemoryHub, RedisHub},
+    hub::{Hub, MemoryHub, NatsHub, RedisHub},
     Event,
 };
 
@@ -49,6 +50,23 @@ fn main() {
             r.0.as_secs_f64() / m.0.as_secs_f64(),
             r.1.as_secs_f64() / m.1.as_secs_f64()
         );
+
+        let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let prefix = format!("tower-push-bench-{}", std::process::id());
+        let a = NatsHub::connect(&url, &prefix).await.expect("NATS answers");
+        let b = NatsHub::connect(&url, &prefix).await.expect("NATS answers");
+        let stream = a.stream_name().to_owned();
+        let n = run(a.clone(), vec![a, b]).await;
+        report("nats (2 hubs)", &n);
+        println!(
+            "nats / memory: p50 {:.1}x, p99 {:.1}x; nats / redis: p50 {:.2}x, p99 {:.2}x",
+            n.0.as_secs_f64() / m.0.as_secs_f64(),
+            n.1.as_secs_f64() / m.1.as_secs_f64(),
+            n.0.as_secs_f64() / r.0.as_secs_f64(),
+            n.1.as_secs_f64() / r.1.as_secs_f64()
+        );
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let _ = js.delete_stream(stream).await;
     });
 }
 

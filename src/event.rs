@@ -358,7 +358,6 @@ impl fmt::Debug for Event {
             .field("id", &self.inner.id)
             .field("event", &self.inner.event)
             .field("topic", &self.inner.topic)
-            .field("topic", &self.inner.topic)
             .field("data", &self.inner.data)
             .field("retry", &self.inner.retry)
             .field("comment", &self.inner.comment)

@@ -4,8 +4,9 @@
 //! Run with `cargo run --example chat` and open <http://127.0.0.1:3000> (the default room) or
 //! <http://127.0.0.1:3000/?room=NAME> (another room). `PORT` changes the
 //! port; `BIND` binds another address (for example `BIND=0.0.0.0`); `REDIS_URL` uses the
-//! Redis backbone (`cargo run --example chat --features redis`), so two processes on two
-//! ports share one room; `ALLOWED_ORIGINS` (comma-separated) adds origins to the allow-list;
+//! Redis backbone (`cargo run --example chat --features redis`) and `NATS_URL` the NATS
+//! JetStream one (`cargo run --example chat --features nats`; it wins when both are set), so
+//! two processes on two ports share one room; `ALLOWED_ORIGINS` (comma-separated) adds origins to the allow-list;
 //! `TICKET_SECRET` sets the ticket key (default: random per process; set the same secret on
 //! every instance when a ticket minted on one may be used on another).
 //!
@@ -354,10 +355,27 @@ fn tickets() -> Tickets {
     }
 }
 
-/// The app on the backbone `REDIS_URL` names (or in memory), with the drain that ends its
-/// push streams.
+/// The app on the backbone `NATS_URL` or `REDIS_URL` names (or in memory), with the drain
+/// that ends its push streams.
 async fn app_from_env(addr: SocketAddr, drain: &Drain) -> Router {
     let origins = origins_for(addr);
+    if let Ok(url) = std::env::var("NATS_URL") {
+        #[cfg(feature = "nats")]
+        {
+            let hub = tower_push::hub::NatsHub::connect(&url, "tower-push-chat")
+                .await
+                .expect("NATS with JetStream at NATS_URL");
+            let store = tower_push::auth_ticket::NatsTicketStore::new(&hub)
+                .await
+                .expect("NATS with JetStream at NATS_URL");
+            println!("chat on http://{addr} (NATS JetStream backbone at {url})");
+            return app(hub, tickets(), store, &origins, drain);
+        }
+        #[cfg(not(feature = "nats"))]
+        panic!(
+            "NATS_URL ({url}) needs the `nats` feature: cargo run --example chat --features nats"
+        );
+    }
     match std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
         Ok(url) => {

@@ -292,25 +292,13 @@ async fn http_contract_over_every_transport() {
     drop(server);
 }
 
-/// With the Redis backbone, two instances share one room: a message posted on A reaches
-/// a long-poll on B, and a ticket minted on A is refused on B after A redeemed it.
-#[cfg(feature = "redis")]
-#[tokio::test]
-async fn two_instances_share_one_room_over_redis() {
-    use tower_push::{auth_ticket::RedisTicketStore, hub::RedisHub};
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = format!(
-        "tower-push-chat-test:{}:{:?}",
-        std::process::id(),
-        std::time::Instant::now()
-    );
+/// Two chat instances on one backbone share one room: a message posted on A reaches a
+/// long-poll on B, and a ticket minted on A is refused on B after A redeemed it.
+async fn two_instances_share_one_room<H: Hub, St: TicketStore>(instances: [(H, St); 2]) {
     let tickets = Tickets::new(Key::new(1, b"shared by both chat instances!!!"));
     let mut servers = Vec::new();
-    for _ in 0..2 {
-        let hub = RedisHub::connect(&url, &prefix)
-            .await
-            .expect("Redis answers");
-        let (tickets, store) = (tickets.clone(), RedisTicketStore::new(&hub));
+    for (hub, store) in instances {
+        let tickets = tickets.clone();
         servers.push(
             Server::start(
                 move |origins| app(hub, tickets, store, origins, &Drain::new()),
@@ -379,6 +367,61 @@ async fn two_instances_share_one_room_over_redis() {
             .0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// With the Redis backbone.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_instances_share_one_room_over_redis() {
+    use tower_push::{auth_ticket::RedisTicketStore, hub::RedisHub};
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!(
+        "tower-push-chat-test:{}:{:?}",
+        std::process::id(),
+        std::time::Instant::now()
+    );
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let hub = RedisHub::connect(&url, &prefix)
+            .await
+            .expect("Redis answers");
+        let store = RedisTicketStore::new(&hub);
+        instances.push((hub, store));
+    }
+    let instances: [_; 2] = instances.try_into().unwrap();
+    two_instances_share_one_room(instances).await;
+}
+
+/// With the NATS backbone (`NATS_URL`); the test's streams are deleted at the end.
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn two_instances_share_one_room_over_nats() {
+    use tower_push::{auth_ticket::NatsTicketStore, hub::NatsHub};
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let prefix = format!(
+        "tower-push-chat-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let hub = NatsHub::connect(&url, &prefix).await.expect("NATS answers");
+        let store = NatsTicketStore::new(&hub).await.expect("NATS answers");
+        instances.push((hub, store));
+    }
+    let streams = [
+        instances[0].0.stream_name().to_owned(),
+        NatsTicketStore::stream_name(&instances[0].0),
+    ];
+    let instances: [_; 2] = instances.try_into().unwrap();
+    two_instances_share_one_room(instances).await;
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    for stream in streams {
+        js.delete_stream(stream).await.unwrap();
+    }
 }
 
 /// The real-browser test: headless Chromium, driven by playwright-core, as two users over

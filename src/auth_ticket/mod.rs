@@ -66,6 +66,8 @@
 
 mod layer;
 mod mint;
+#[cfg(feature = "nats")]
+mod nats_store;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod store;
@@ -74,6 +76,9 @@ mod ticket;
 pub use crate::topic::TopicGrant;
 pub use layer::{AuthTicketLayer, Principal, RequireAuthTicket, ResponseFuture, PROTOCOL_PREFIX};
 pub use mint::MintTicket;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use nats_store::{NatsTicketStore, NATS_TICKET_RETENTION};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisTicketStore;

@@ -6,8 +6,8 @@
 //! [`Hub::publish`] gives each event its id: a [`Cursor`], which clients send back
 //! (`Last-Event-ID`, `?lastEventId=`) to resume on any transport.
 //!
-//! [`MemoryHub`] is the embedded default; `RedisHub` (feature `redis`) is the backbone for
-//! several processes. The trait is what transports and [`Subscribe`] depend on, so the
+//! [`MemoryHub`] is the embedded default; `RedisHub` (feature `redis`) and `NatsHub`
+//! (feature `nats`, on NATS JetStream) are the backbones for several processes. The trait is what transports and [`Subscribe`] depend on, so the
 //! backends plug in without changes to them, and one behavioural test suite runs against
 //! both.
 //!
@@ -64,6 +64,7 @@
 //! |---|---|---|
 //! | [`MemoryHub`], offsets below 10⁶ | 13 bytes (+17 for the first) | at most 121 bytes |
 //! | `RedisHub` | about 37 bytes | about 300 bytes |
+//! | `NatsHub` (one stream: the epoch is written once) | 8 to 14 bytes (+17 for the first) | at most 130 bytes |
 //!
 //! Every character is CORS-safe (letters, digits, `-`, `_`, `.`). The transports refuse a
 //! cursor over 512 bytes with `400`
@@ -74,7 +75,8 @@
 //!
 //! Topics are created by the first publish or subscribe, and go again when idle: no
 //! subscriber, and history older than an age you set (`MemoryHub`: dropped from memory,
-//! [`MemoryHubBuilder::idle_topic_age`]; `RedisHub`: the keys expire). A client asking for
+//! [`MemoryHubBuilder::idle_topic_age`]; `RedisHub`: the keys expire; `NatsHub`: the
+//! stream's `max_age` removes old messages, and a subject without messages costs nothing). A client asking for
 //! a million random topic names leaves nothing behind.
 //!
 //! # Example
@@ -99,11 +101,16 @@
 mod contract;
 mod live;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "redis")]
 mod redis;
 mod subscribe;
 mod topics;
 
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use self::nats::{NatsHub, NatsHubBuilder, NatsHubError, NatsSubscription};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{

@@ -1,0 +1,159 @@
+//! NATS's side of the wire: subjects for topics, cursors, and events in JetStream messages.
+//! Pure functions, tested without a server.
+
+use crate::{cursor::Cursor, event::Event};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+/// The header holding the stream sequence of the topic's previous message (0: none). A
+/// message whose previous one is newer than a cursor proves history after it was deleted.
+pub(super) const PREV: &str = "Tp-Prev";
+/// The header holding the event's name.
+const NAME: &str = "Tp-Name";
+/// Present when the event has no data (an empty payload is empty data).
+const NO_DATA: &str = "Tp-No-Data";
+
+/// The subject token of a topic: ASCII letters, digits, `-` and `:` as they are; every other
+/// byte (`.`, `_`, spaces, anything a subject token cannot hold) as `_XX` in hex; the empty
+/// topic as `_`. Injective, so two topics never share a subject.
+pub(super) fn token(topic: &str) -> String {
+    if topic.is_empty() {
+        return "_".to_owned();
+    }
+    let mut out = String::with_capacity(topic.len());
+    for &b in topic.as_bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b':' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The subject of `topic` under `prefix`.
+pub(super) fn subject(prefix: &str, topic: &str) -> String {
+    format!("{prefix}.{}", token(topic))
+}
+
+/// A stream's epoch: its creation time in nanoseconds, 16 hex digits. A deleted and
+/// recreated stream (or one lost with its store) has another.
+pub(super) fn epoch(created_unix_nanos: i128) -> String {
+    format!("{:016x}", created_unix_nanos as u64)
+}
+
+pub(super) fn cursor(epoch: &str, seq: u64) -> Cursor {
+    Cursor::new(format!("{epoch}-{seq}"))
+}
+
+/// `(epoch, sequence)` of a cursor.
+pub(super) fn parse_cursor(s: &str) -> Option<(&str, u64)> {
+    let (epoch, seq) = s.split_once('-')?;
+    Some((epoch, seq.parse().ok()?))
+}
+
+pub(super) fn well_formed_epoch(epoch: &str) -> bool {
+    epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The headers and payload an event is published as, after `prev`.
+pub(super) fn to_message(event: &Event, prev: u64) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        prev.to_string().as_str(),
+    );
+    headers.insert(PREV, prev.to_string().as_str());
+    if let Some(name) = event.get_event() {
+        headers.insert(NAME, name);
+    }
+    let payload = match event.get_data() {
+        Some(data) => Bytes::copy_from_slice(data.as_bytes()),
+        None => {
+            headers.insert(NO_DATA, "1");
+            Bytes::new()
+        }
+    };
+    (headers, payload)
+}
+
+/// The previous sequence a message names (0 when it names none).
+pub(super) fn prev(headers: Option<&HeaderMap>) -> u64 {
+    headers
+        .and_then(|h| h.get(PREV))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The event of a message at `seq`, its id the cursor. A name that is not valid SSE (from
+/// another producer) is dropped rather than failing; so is data that is not UTF-8.
+pub(super) fn to_event(
+    epoch: &str,
+    seq: u64,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Event {
+    let mut event = Event::new();
+    let no_data = headers.is_some_and(|h| h.get(NO_DATA).is_some());
+    if !no_data {
+        if let Ok(data) = std::str::from_utf8(payload) {
+            event = event.data(data);
+        }
+    }
+    if let Some(name) = headers.and_then(|h| h.get(NAME)) {
+        event = event.clone().event(name.as_str()).unwrap_or(event);
+    }
+    event
+        .id(cursor(epoch, seq).as_str())
+        .expect("cursors hold no line breaks")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_map_to_one_valid_token_each() {
+        assert_eq!(token("room"), "room");
+        assert_eq!(token("user:alice"), "user:alice");
+        assert_eq!(token("room.lobby"), "room_2Elobby");
+        assert_eq!(token("a_b"), "a_5Fb");
+        assert_eq!(token("a b*>"), "a_20b_2A_3E");
+        assert_eq!(token(""), "_");
+        assert_ne!(token("a.b"), token("a_2Eb"), "injective");
+        for topic in ["x.y", "é", "a\tb", ">", "*"] {
+            let t = token(topic);
+            assert!(
+                !t.is_empty() && !t.contains(['.', '*', '>', ' ', '\t']),
+                "{topic:?} -> {t:?}"
+            );
+        }
+        assert_eq!(subject("chat", "room.lobby"), "chat.room_2Elobby");
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = cursor("00000000000000ff", 42);
+        assert_eq!(c.as_str(), "00000000000000ff-42");
+        assert_eq!(parse_cursor(c.as_str()), Some(("00000000000000ff", 42)));
+        assert_eq!(parse_cursor("garbage"), None);
+        assert_eq!(parse_cursor("e-x"), None);
+        assert!(well_formed_epoch(&epoch(1_700_000_000_123_456_789)));
+    }
+
+    #[test]
+    fn events_round_trip_through_messages() {
+        for event in [
+            Event::new().data("hi").event("message").unwrap(),
+            Event::new().data(""),
+            Event::new().event("ping").unwrap(),
+        ] {
+            let (headers, payload) = to_message(&event, 7);
+            assert_eq!(prev(Some(&headers)), 7);
+            let back = to_event("e", 9, Some(&headers), &payload);
+            assert_eq!(back.get_data(), event.get_data());
+            assert_eq!(back.get_event(), event.get_event());
+            assert_eq!(back.get_id(), Some("e-9"));
+        }
+    }
+}
