@@ -13,25 +13,20 @@
 
 mod support;
 
-use bytes::Bytes;
 use futures_util::StreamExt as _;
-use http::StatusCode;
-use http_body_util::Empty;
 use serde_json::Value;
 use std::{
-    net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
-use support::{hub_suite, *};
+use support::{hub_suite, instances, *};
 use tokio_tungstenite::tungstenite;
-use tower::{Layer as _, ServiceBuilder};
+use tower::Layer as _;
 use tower_push::{
-    auth_ticket::{AuthTicketLayer, Binding, Key, NatsTicketStore, Tickets},
+    auth_ticket::NatsTicketStore,
     hub::{Hub, NatsHub, Subscribe},
     negotiate::NegotiateLayer,
-    sse::Sse,
     Event, Push, PushStreamExt as _,
 };
 
@@ -179,55 +174,18 @@ async fn any_topic_name_has_its_own_subject() {
 /// read on A resumes on B with exactly the missed events.
 #[tokio::test]
 async fn two_instances_share_topics_and_cursors() {
-    let mut cleanup = Cleanup {
-        url: nats_url(),
-        streams: Vec::new(),
-    };
-    let prefix = prefix();
-    let a = hub_at(&nats_url(), &prefix, &mut cleanup).await;
-    let b = hub_at(&nats_url(), &prefix, &mut cleanup).await;
-    let server_a = serve(Sse::new(Subscribe::new(a.clone(), "room"))).await;
-    let server_b = serve(Sse::new(Subscribe::new(b.clone(), "room"))).await;
-    let client = h1();
-
-    let (_, mut on_b) = open_sse(&client, sse_request(server_b, "/", None)).await;
-    let (_, mut on_a) = open_sse(&client, sse_request(server_a, "/", None)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = a
-        .publish("room", Event::new().event("msg").unwrap().data("from A"))
-        .await
-        .unwrap();
-    let got = next_event(&mut on_b).await;
-    assert_eq!(
-        (got.id.as_str(), got.data.as_str()),
-        (id.as_str(), "from A")
-    );
-    assert_eq!(next_event(&mut on_a).await.id, id.as_str());
-    drop(on_a);
-
-    let mut missed = Vec::new();
-    for i in 0..5 {
-        missed.push(
-            a.publish("room", Event::new().data(format!("m{i}")))
-                .await
-                .unwrap(),
-        );
-    }
-    let (_, mut resumed) = open_sse(&client, sse_request(server_b, "/", Some(id.as_str()))).await;
-    for cursor in &missed {
-        assert_eq!(next_event(&mut resumed).await.id, cursor.as_str());
-    }
-    let live = b.publish("room", Event::new().data("live")).await.unwrap();
-    assert_eq!(
-        next_event(&mut resumed).await.id,
-        live.as_str(),
-        "then live, no duplicate"
-    );
+    let (a, b, _cleanup) = two_hubs().await;
+    instances::sse_resumes_on_the_other_instance(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_alternating_between_instances_loses_nothing() {
-    const TOTAL: usize = 300;
+    let (a, b, _cleanup) = two_hubs().await;
+    instances::long_poll_alternating_loses_nothing(a, b).await;
+}
+
+/// Two hubs on one NATS with one prefix: two instances.
+async fn two_hubs() -> (NatsHub, NatsHub, Cleanup) {
     let mut cleanup = Cleanup {
         url: nats_url(),
         streams: Vec::new(),
@@ -235,64 +193,13 @@ async fn long_poll_alternating_between_instances_loses_nothing() {
     let prefix = prefix();
     let a = hub_at(&nats_url(), &prefix, &mut cleanup).await;
     let b = hub_at(&nats_url(), &prefix, &mut cleanup).await;
-    let servers: [SocketAddr; 2] = [
-        serve(NegotiateLayer::new().layer(Subscribe::new(a.clone(), "room"))).await,
-        serve(NegotiateLayer::new().layer(Subscribe::new(b.clone(), "room"))).await,
-    ];
-    let client = h1();
-    let poll = |addr: SocketAddr, cursor: Option<String>| {
-        let client = client.clone();
-        async move {
-            let path = cursor.map_or("/".to_owned(), |c| format!("/?lastEventId={c}"));
-            let res = within(client.request(get(addr, &path).body(Empty::<Bytes>::new()).unwrap()))
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            serde_json::from_slice::<Value>(&body_bytes(res).await).unwrap()
-        }
-    };
-    let mut cursor = poll(servers[0], None).await["cursor"]
-        .as_str()
-        .map(str::to_owned);
-    let publisher = tokio::spawn(async move {
-        for i in 0..TOTAL {
-            a.publish("room", Event::new().data(i.to_string()))
-                .await
-                .unwrap();
-            if i % 10 == 0 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut turn = 0;
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while seen.len() < TOTAL {
-            let batch = poll(servers[turn % 2], cursor.clone()).await;
-            turn += 1;
-            for e in batch["events"].as_array().unwrap() {
-                seen.push(e["data"].as_str().unwrap().to_owned());
-            }
-            cursor = batch["cursor"].as_str().map(str::to_owned);
-        }
-    })
-    .await
-    .expect("all events within 60 s");
-    within(publisher).await.unwrap();
-    assert_eq!(seen, (0..TOTAL).map(|i| i.to_string()).collect::<Vec<_>>());
-    assert!(turn > 2, "several polls, on both instances ({turn})");
+    (a, b, cleanup)
 }
 
 /// A WebSocket client reads on A, drops, and resumes on B with exactly what it missed.
 #[tokio::test]
 async fn websocket_resumes_on_the_other_instance() {
-    let mut cleanup = Cleanup {
-        url: nats_url(),
-        streams: Vec::new(),
-    };
-    let prefix = prefix();
-    let a = hub_at(&nats_url(), &prefix, &mut cleanup).await;
-    let b = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    let (a, b, _cleanup) = two_hubs().await;
     let server_a = serve(NegotiateLayer::new().layer(Subscribe::new(a.clone(), "room"))).await;
     let server_b = serve(NegotiateLayer::new().layer(Subscribe::new(b.clone(), "room"))).await;
     let next_data = async |ws: &mut tokio_tungstenite::WebSocketStream<
@@ -333,50 +240,11 @@ async fn websocket_resumes_on_the_other_instance() {
 
 #[tokio::test]
 async fn a_ticket_is_redeemed_once_across_instances() {
-    let mut cleanup = Cleanup {
-        url: nats_url(),
-        streams: Vec::new(),
-    };
-    let prefix = prefix();
-    let a = hub_at(&nats_url(), &prefix, &mut cleanup).await;
-    let b = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    let (a, b, mut cleanup) = two_hubs().await;
     cleanup.streams.push(NatsTicketStore::stream_name(&a));
-    let tickets = Tickets::new(Key::new(1, b"shared between instances, 32 b!!"));
-    let server = |hub: NatsHub| {
-        let tickets = tickets.clone();
-        async move {
-            let store = NatsTicketStore::new(&hub).await.unwrap();
-            serve(
-                ServiceBuilder::new()
-                    .layer(AuthTicketLayer::new(tickets).store(store))
-                    .layer(NegotiateLayer::new())
-                    .service(Subscribe::new(hub, "room")),
-            )
-            .await
-        }
-    };
-    let (on_a, on_b) = (server(a.clone()).await, server(b.clone()).await);
-    let ticket = tickets.mint("alice", &Binding::new()).unwrap();
-    let status = |addr: SocketAddr| {
-        let path = format!("/?ticket={}", ticket.as_str());
-        async move {
-            within(h1().request(get(addr, &path).body(Empty::<Bytes>::new()).unwrap()))
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(
-        status(on_b).await,
-        StatusCode::OK,
-        "minted on A, redeemed on B"
-    );
-    assert_eq!(
-        status(on_a).await,
-        StatusCode::UNAUTHORIZED,
-        "then refused on A"
-    );
-    assert_eq!(status(on_b).await, StatusCode::UNAUTHORIZED, "and on B");
+    let store_a = NatsTicketStore::new(&a).await.unwrap();
+    let store_b = NatsTicketStore::new(&b).await.unwrap();
+    instances::a_ticket_is_redeemed_once((a, store_a), (b, store_b)).await;
 }
 
 /// A `nats-server -js` of the test's own, on a free port, with its own store directory.

@@ -16,19 +16,17 @@ use http::{Request, StatusCode};
 use http_body_util::Empty;
 use serde_json::Value;
 use std::{
-    net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
-use support::{hub_suite, *};
+use support::{hub_suite, instances, *};
 use tokio_stream::StreamExt as _;
-use tower::{Layer as _, ServiceBuilder};
+use tower::Layer as _;
 use tower_push::{
-    auth_ticket::{AuthTicketLayer, Binding, Key, RedisTicketStore, Tickets},
+    auth_ticket::RedisTicketStore,
     hub::{Hub, RedisHub, Subscribe},
     negotiate::NegotiateLayer,
-    sse::Sse,
     Event, Push, PushStreamExt as _,
 };
 
@@ -177,155 +175,26 @@ async fn history_trimmed_past_the_cursor_resets() {
 #[tokio::test]
 async fn two_instances_share_topics_and_cursors() {
     let prefix = prefix();
-    let (a, b) = (
-        hub_at(&redis_url(), &prefix).await,
-        hub_at(&redis_url(), &prefix).await,
-    );
-    let server_a = serve(Sse::new(Subscribe::new(a.clone(), "room"))).await;
-    let server_b = serve(Sse::new(Subscribe::new(b.clone(), "room"))).await;
-    let client = h1();
-
-    let (_, mut on_b) = open_sse(&client, sse_request(server_b, "/", None)).await;
-    let (_, mut on_a) = open_sse(&client, sse_request(server_a, "/", None)).await;
-    // Both subscriptions have their position: give the readers a moment to register.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = a
-        .publish("room", Event::new().event("msg").unwrap().data("from A"))
-        .await
-        .unwrap();
-    let got = next_event(&mut on_b).await;
-    assert_eq!(
-        (got.id.as_str(), got.data.as_str()),
-        (id.as_str(), "from A")
-    );
-    assert_eq!(next_event(&mut on_a).await.id, id.as_str());
-    drop(on_a);
-
-    let mut missed = Vec::new();
-    for i in 0..5 {
-        missed.push(
-            a.publish("room", Event::new().data(format!("m{i}")))
-                .await
-                .unwrap(),
-        );
-    }
-    let (_, mut resumed) = open_sse(&client, sse_request(server_b, "/", Some(id.as_str()))).await;
-    for cursor in &missed {
-        assert_eq!(next_event(&mut resumed).await.id, cursor.as_str());
-    }
-    let live = b.publish("room", Event::new().data("live")).await.unwrap();
-    assert_eq!(
-        next_event(&mut resumed).await.id,
-        live.as_str(),
-        "then live, no duplicate"
-    );
+    let a = hub_at(&redis_url(), &prefix).await;
+    let b = hub_at(&redis_url(), &prefix).await;
+    instances::sse_resumes_on_the_other_instance(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_alternating_between_instances_loses_nothing() {
-    const TOTAL: usize = 300;
     let prefix = prefix();
-    let (a, b) = (
-        hub_at(&redis_url(), &prefix).await,
-        hub_at(&redis_url(), &prefix).await,
-    );
-    let servers: [SocketAddr; 2] = [
-        serve(
-            ServiceBuilder::new()
-                .layer(NegotiateLayer::new())
-                .service(Subscribe::new(a.clone(), "room")),
-        )
-        .await,
-        serve(
-            ServiceBuilder::new()
-                .layer(NegotiateLayer::new())
-                .service(Subscribe::new(b.clone(), "room")),
-        )
-        .await,
-    ];
-    let client = h1();
-    let poll = |addr: SocketAddr, cursor: Option<String>| {
-        let client = client.clone();
-        async move {
-            let path = cursor.map_or("/".to_owned(), |c| format!("/?lastEventId={c}"));
-            let res = within(client.request(get(addr, &path).body(Empty::<Bytes>::new()).unwrap()))
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            serde_json::from_slice::<Value>(&body_bytes(res).await).unwrap()
-        }
-    };
-    let mut cursor = poll(servers[0], None).await["cursor"]
-        .as_str()
-        .map(str::to_owned);
-    let publisher = tokio::spawn(async move {
-        for i in 0..TOTAL {
-            a.publish("room", Event::new().data(i.to_string()))
-                .await
-                .unwrap();
-            if i % 10 == 0 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut turn = 0;
-    within(async {
-        while seen.len() < TOTAL {
-            let batch = poll(servers[turn % 2], cursor.clone()).await;
-            turn += 1;
-            for e in batch["events"].as_array().unwrap() {
-                seen.push(e["data"].as_str().unwrap().to_owned());
-            }
-            cursor = batch["cursor"].as_str().map(str::to_owned);
-        }
-    })
-    .await;
-    within(publisher).await.unwrap();
-    assert_eq!(seen, (0..TOTAL).map(|i| i.to_string()).collect::<Vec<_>>());
-    assert!(turn > 2, "several polls, on both instances ({turn})");
+    let a = hub_at(&redis_url(), &prefix).await;
+    let b = hub_at(&redis_url(), &prefix).await;
+    instances::long_poll_alternating_loses_nothing(a, b).await;
 }
 
 #[tokio::test]
 async fn a_ticket_is_redeemed_once_across_instances() {
     let prefix = prefix();
-    let (a, b) = (
-        hub_at(&redis_url(), &prefix).await,
-        hub_at(&redis_url(), &prefix).await,
-    );
-    let tickets = Tickets::new(Key::new(1, b"shared between instances, 32 b!!"));
-    let server = |hub: RedisHub| {
-        let tickets = tickets.clone();
-        async move {
-            serve(
-                ServiceBuilder::new()
-                    .layer(AuthTicketLayer::new(tickets).store(RedisTicketStore::new(&hub)))
-                    .layer(NegotiateLayer::new())
-                    .service(Subscribe::new(hub, "room")),
-            )
-            .await
-        }
-    };
-    let (server_a, server_b) = (server(a).await, server(b).await);
-    let t = tickets.mint("alice", &Binding::new()).unwrap();
-    let status = |addr: SocketAddr| {
-        let path = format!("/?ticket={}", t.as_str());
-        async move {
-            let req = get(addr, &path).body(Empty::<Bytes>::new()).unwrap();
-            within(h1().request(req)).await.unwrap().status()
-        }
-    };
-    assert_eq!(
-        status(server_b).await,
-        StatusCode::OK,
-        "minted on A, redeemed on B"
-    );
-    assert_eq!(
-        status(server_a).await,
-        StatusCode::UNAUTHORIZED,
-        "a second redemption anywhere is refused"
-    );
-    assert_eq!(status(server_b).await, StatusCode::UNAUTHORIZED);
+    let a = hub_at(&redis_url(), &prefix).await;
+    let b = hub_at(&redis_url(), &prefix).await;
+    let (store_a, store_b) = (RedisTicketStore::new(&a), RedisTicketStore::new(&b));
+    instances::a_ticket_is_redeemed_once((a, store_a), (b, store_b)).await;
 }
 
 /// A private `redis-server` on a free port, restartable with the same data directory.

@@ -98,6 +98,8 @@
 //! # }
 //! ```
 
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod backbone;
 mod contract;
 mod live;
 mod memory;

@@ -2,6 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod hub_suite;
+#[cfg(any(feature = "redis", feature = "nats"))]
+#[allow(dead_code)]
+pub mod instances;
 pub mod whatwg;
 
 use bytes::Bytes;

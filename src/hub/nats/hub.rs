@@ -4,20 +4,26 @@
 use super::{
     error::{ErrorKind, NatsHubError},
     reader::run_reader,
-    shared::{lock, Live, NatsHub, Reader, Registered, PUBLISH_CACHE},
-    start::{start, Phase},
+    shared::{lock, NatsHub, Position, Reader, PUBLISH_CACHE},
+    start::try_start,
     subscription::NatsSubscription,
     wire,
 };
 use crate::{
     cursor::Cursor,
     event::Event,
-    hub::{live::LiveReceiver, Hub},
+    hub::{
+        backbone::{Backbone, Phase, Start, Subscription},
+        Hub,
+    },
     observe,
 };
 use async_nats::jetstream::{context::PublishErrorKind, stream::DirectGetErrorKind};
-use std::{collections::VecDeque, future::Future, sync::Arc};
-use tokio::sync::{broadcast, watch};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+};
 
 /// Attempts at a publish whose expected previous sequence was stale (another instance
 /// published to the topic in between).
@@ -38,36 +44,6 @@ fn actual_last(error: &async_nats::jetstream::context::PublishError) -> Option<u
 }
 
 impl NatsHub {
-    /// The topic's reader, started if needed, and a registration with it.
-    fn register(&self, topic: &str) -> (Arc<Reader>, broadcast::Receiver<Live>, Registered) {
-        let mut readers = lock(&self.inner.readers);
-        let reader = match readers.get(topic) {
-            Some(reader) => reader.clone(),
-            None => {
-                let reader = Arc::new(Reader {
-                    topic: topic.to_owned(),
-                    subject: self.subject(topic),
-                    tx: broadcast::channel(self.inner.buffer).0,
-                    position: watch::channel(None).0,
-                });
-                readers.insert(topic.to_owned(), reader.clone());
-                tokio::spawn(run_reader(self.clone(), reader.clone()));
-                reader
-            }
-        };
-        // Under the reader's position lock: the receiver gets exactly the entries after the
-        // position read here.
-        let position = reader.position.borrow();
-        let rx = reader.tx.subscribe();
-        let registered = Registered {
-            at: position.clone(),
-            watch: reader.position.subscribe(),
-        };
-        drop(position);
-        drop(readers);
-        (reader, rx, registered)
-    }
-
     /// The sequence of the last message on `subject` (0: none).
     pub(super) async fn last_on(&self, subject: &str) -> Result<u64, NatsHubError> {
         let (stream, _) = self.stream();
@@ -169,6 +145,43 @@ impl NatsHub {
     }
 }
 
+impl Backbone for NatsHub {
+    type Id = u64;
+    type Key = String;
+    type Error = NatsHubError;
+    const NAME: &'static str = "nats";
+
+    fn cursor(epoch: &str, seq: u64) -> Cursor {
+        wire::cursor(epoch, seq)
+    }
+
+    fn key(&self, topic: &str) -> String {
+        self.subject(topic)
+    }
+
+    fn readers(&self) -> &Mutex<HashMap<String, Arc<Reader>>> {
+        &self.inner.readers
+    }
+
+    fn buffer(&self) -> usize {
+        self.inner.buffer
+    }
+
+    fn spawn_reader(&self, reader: Arc<Reader>) {
+        tokio::spawn(run_reader(self.clone(), reader));
+    }
+
+    async fn try_start(
+        &self,
+        reader: &Reader,
+        here: &Position,
+        from: Option<&str>,
+        phase: Phase,
+    ) -> Result<Start<u64>, NatsHubError> {
+        try_start(self, reader, here, from, phase).await
+    }
+}
+
 impl Hub for NatsHub {
     type Subscription = NatsSubscription;
     type Error = NatsHubError;
@@ -194,23 +207,6 @@ impl Hub for NatsHub {
     }
 
     fn subscribe(&self, topic: &str, from: Option<&str>) -> NatsSubscription {
-        observe::record_topic(topic);
-        let (reader, rx, registered) = self.register(topic);
-        let start = Box::pin(start(
-            self.clone(),
-            reader.clone(),
-            registered,
-            from.map(str::to_owned),
-            Phase::Subscribe,
-        ));
-        NatsSubscription {
-            start: Some(start),
-            pending: VecDeque::new(),
-            rx: LiveReceiver::new(rx),
-            last: 0,
-            epoch: Arc::from(""),
-            hub: self.clone(),
-            reader,
-        }
+        NatsSubscription(Subscription::new(self, topic, from))
     }
 }

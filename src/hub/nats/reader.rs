@@ -3,10 +3,13 @@
 
 use super::{
     error::NatsHubError,
-    shared::{lock, Live, NatsHub, Position, Reader, MAX_BACKOFF},
+    shared::{NatsHub, Position, Reader, MAX_BACKOFF},
     wire,
 };
-use crate::{event::Event, observe};
+use crate::{
+    hub::backbone::{fan_out, fan_out_reset, stop_if_idle},
+    observe,
+};
 use async_nats::jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
 use futures_util::StreamExt as _;
 use std::{sync::Arc, time::Duration};
@@ -37,7 +40,7 @@ async fn read_until_error(hub: &NatsHub, reader: &Arc<Reader>) -> Result<(), Nat
     let last = match current {
         // First start: live messages begin after the topic's last one.
         None => {
-            let last = hub.last_on(&reader.subject).await?;
+            let last = hub.last_on(&reader.key).await?;
             reader.position.send_replace(Some(Position {
                 epoch: epoch.clone(),
                 last,
@@ -60,7 +63,7 @@ async fn read_until_error(hub: &NatsHub, reader: &Arc<Reader>) -> Result<(), Nat
     };
     let config = OrderedConfig {
         deliver_subject: hub.inner.client.new_inbox(),
-        filter_subject: reader.subject.clone(),
+        filter_subject: reader.key.clone(),
         deliver_policy: DeliverPolicy::ByStartSequence {
             start_sequence: last + 1,
         },
@@ -110,44 +113,6 @@ async fn read_until_error(hub: &NatsHub, reader: &Arc<Reader>) -> Result<(), Nat
                 },
             );
         }
-        fan_out(reader, seq, event);
+        fan_out(reader, seq, Some(event));
     }
-}
-
-/// Advances the position past `seq` and hands the event to the local subscribers.
-fn fan_out(reader: &Reader, seq: u64, event: Event) {
-    reader.position.send_modify(|p| {
-        if let Some(p) = p {
-            p.last = seq;
-        }
-        // Sent while the position is held: a subscriber registering now sees either this
-        // position (and not the entry) or the old one (and the entry).
-        let _ = reader.tx.send(Live::Entry {
-            seq,
-            event: event.stamped(),
-        });
-    });
-}
-
-fn fan_out_reset(reader: &Reader, position: Position) {
-    reader.position.send_modify(|p| {
-        *p = Some(position.clone());
-        let _ = reader.tx.send(Live::Reset(position));
-    });
-}
-
-/// Stops the reader when no subscriber is left (under the hub's readers lock, so a
-/// concurrent subscribe either finds it running or starts a new one).
-fn stop_if_idle(hub: &NatsHub, reader: &Arc<Reader>) -> bool {
-    let mut readers = lock(&hub.inner.readers);
-    if reader.tx.receiver_count() > 0 {
-        return false;
-    }
-    if readers
-        .get(&reader.topic)
-        .is_some_and(|r| Arc::ptr_eq(r, reader))
-    {
-        readers.remove(&reader.topic);
-    }
-    true
 }

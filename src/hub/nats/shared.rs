@@ -5,7 +5,7 @@ use super::{
     error::{within, NatsHubError},
     wire,
 };
-use crate::event::Event;
+use crate::hub::backbone;
 use async_nats::jetstream::{self, stream};
 use std::{
     collections::HashMap,
@@ -13,20 +13,14 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex,
     },
     time::Duration,
 };
-use tokio::sync::{broadcast, watch};
 
-/// Longest wait between reconnection attempts.
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
 /// The most topics whose last sequence the hub remembers for publishing.
 pub(super) const PUBLISH_CACHE: usize = 10_000;
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A [`Hub`](crate::hub::Hub) on NATS JetStream, for teams that already run NATS: any
 /// instance serves any client, resume included.
@@ -344,36 +338,7 @@ impl NatsHub {
     }
 }
 
-/// The reader's position when a subscription registered; `None` while the reader has not
-/// started.
-pub(super) struct Registered {
-    pub(super) at: Option<Position>,
-    pub(super) watch: watch::Receiver<Option<Position>>,
-}
-
-/// Where a topic's reader is: the stream's epoch and the sequence of the topic's last message
-/// it has fanned out (0: none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Position {
-    pub(super) epoch: Arc<str>,
-    pub(super) last: u64,
-}
-
-/// What a reader fans out.
-#[derive(Debug, Clone)]
-pub(super) enum Live {
-    Entry {
-        seq: u64,
-        event: Event,
-    },
-    /// History was lost (the stream recreated, or deleted while away): continue from here.
-    Reset(Position),
-}
-
-pub(super) struct Reader {
-    pub(super) topic: String,
-    pub(super) subject: String,
-    pub(super) tx: broadcast::Sender<Live>,
-    /// `None` until the reader has found the topic's end; updated with each fan-out.
-    pub(super) position: watch::Sender<Option<Position>>,
-}
+/// A topic's reader in this process (its key: the topic's subject).
+pub(super) type Reader = backbone::Reader<NatsHub>;
+/// Where a topic's reader is: the sequence of the topic's last message it has fanned out.
+pub(super) type Position = backbone::Position<u64>;

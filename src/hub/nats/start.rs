@@ -3,66 +3,15 @@
 
 use super::{
     error::{ErrorKind, NatsHubError},
-    shared::{NatsHub, Position, Reader, Registered, MAX_BACKOFF},
+    shared::{NatsHub, Position, Reader},
     wire,
 };
-use crate::{
-    event::Event,
-    hub::{position_event, reset_event, ResetReason},
+use crate::hub::{
+    backbone::{Phase, Start},
+    position_event, reset_event, ResetReason,
 };
 use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind};
-use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Subscribe,
-    CatchUp,
-}
-
-/// What to deliver first, and from which sequence live messages count.
-pub(super) struct Start {
-    pub(super) items: VecDeque<Event>,
-    pub(super) epoch: Arc<str>,
-    pub(super) last: u64,
-}
-
-pub(super) type StartFuture = Pin<Box<dyn Future<Output = Start> + Send>>;
-
-pub(super) async fn start(
-    hub: NatsHub,
-    reader: Arc<Reader>,
-    registered: Registered,
-    from: Option<String>,
-    phase: Phase,
-) -> Start {
-    // Messages up to `here` are replayed (or came before the subscription), later ones live.
-    let here = match registered.at {
-        Some(at) => at,
-        None => {
-            let mut watch = registered.watch;
-            loop {
-                if let Some(p) = watch.borrow_and_update().clone() {
-                    break p;
-                }
-                if watch.changed().await.is_err() {
-                    // The reader is gone: nothing will ever arrive.
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    };
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match try_start(&hub, &reader, &here, from.as_deref(), phase).await {
-            Ok(start) => return start,
-            Err(error) => {
-                tracing::debug!(%error, topic = %reader.topic, "nats hub: replay failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
-}
+use std::collections::VecDeque;
 
 /// The first message on `subject` at or after `seq`, or `None`.
 async fn next_on(
@@ -89,13 +38,13 @@ async fn next_on(
     }
 }
 
-async fn try_start(
+pub(super) async fn try_start(
     hub: &NatsHub,
     reader: &Reader,
     here: &Position,
     from: Option<&str>,
     phase: Phase,
-) -> Result<Start, NatsHubError> {
+) -> Result<Start<u64>, NatsHubError> {
     let reset = |reason| Start {
         items: VecDeque::from([reset_event(reason, &wire::cursor(&here.epoch, here.last))]),
         epoch: here.epoch.clone(),
@@ -127,7 +76,7 @@ async fn try_start(
     let mut seq = after;
     let mut first = true;
     while seq < here.last {
-        let Some(message) = next_on(hub, &reader.subject, seq + 1).await? else {
+        let Some(message) = next_on(hub, &reader.key, seq + 1).await? else {
             // Messages up to `here.last` existed and are gone.
             return Ok(reset(ResetReason::Expired));
         };

@@ -4,51 +4,66 @@
 use super::{
     error::{ErrorKind, RedisHubError},
     reader::run_reader,
-    shared::{lock, Live, Reader, RedisHub, Registered},
-    start::{start, Phase},
+    shared::{Keys, Position, Reader, RedisHub},
+    start::try_start,
     subscription::RedisSubscription,
     wire::{cursor, Rid},
 };
 use crate::{
     cursor::Cursor,
     event::Event,
-    hub::{live::LiveReceiver, new_epoch, Hub},
+    hub::{
+        backbone::{Backbone, Phase, Start, Subscription},
+        new_epoch, Hub,
+    },
     observe,
 };
-use std::{collections::VecDeque, future::Future, sync::atomic::Ordering, sync::Arc};
-use tokio::sync::{broadcast, watch};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{atomic::Ordering, Arc, Mutex},
+};
 
-impl RedisHub {
-    /// The topic's reader, started if needed, and a registration with it.
-    fn register(&self, topic: &str) -> (Arc<Reader>, broadcast::Receiver<Live>, Registered) {
-        let mut readers = lock(&self.inner.readers);
-        let reader = match readers.get(topic) {
-            Some(reader) => reader.clone(),
-            None => {
-                let (stream, epoch_key) = self.keys(topic);
-                let reader = Arc::new(Reader {
-                    topic: topic.to_owned(),
-                    stream,
-                    epoch_key,
-                    tx: broadcast::channel(self.inner.buffer).0,
-                    position: watch::channel(None).0,
-                });
-                readers.insert(topic.to_owned(), reader.clone());
-                tokio::spawn(run_reader(self.clone(), reader.clone()));
-                reader
-            }
-        };
-        // Under the reader's position lock: the receiver gets exactly the entries after the
-        // position read here.
-        let position = reader.position.borrow();
-        let rx = reader.tx.subscribe();
-        let registered = Registered {
-            at: position.clone(),
-            watch: reader.position.subscribe(),
-        };
-        drop(position);
-        drop(readers);
-        (reader, rx, registered)
+impl Backbone for RedisHub {
+    type Id = Rid;
+    type Key = Keys;
+    type Error = RedisHubError;
+    const NAME: &'static str = "redis";
+
+    fn cursor(epoch: &str, id: Rid) -> Cursor {
+        cursor(epoch, id)
+    }
+
+    fn key(&self, topic: &str) -> Keys {
+        self.keys(topic)
+    }
+
+    fn readers(&self) -> &Mutex<HashMap<String, Arc<Reader>>> {
+        &self.inner.readers
+    }
+
+    fn buffer(&self) -> usize {
+        self.inner.buffer
+    }
+
+    fn spawn_reader(&self, reader: Arc<Reader>) {
+        tokio::spawn(run_reader(self.clone(), reader));
+    }
+
+    async fn try_start(
+        &self,
+        reader: &Reader,
+        here: &Position,
+        from: Option<&str>,
+        phase: Phase,
+    ) -> Result<Start<Rid>, RedisHubError> {
+        // Each command is bounded by the connection's response timeout (the hub's timeout);
+        // the replay as a whole is not, as a long one is legitimate.
+        let result = try_start(self, reader, here, from, phase)
+            .await
+            .map_err(RedisHubError::from);
+        self.record(result.as_ref().err());
+        result
     }
 }
 
@@ -61,7 +76,7 @@ impl Hub for RedisHub {
         topic: &str,
         event: Event,
     ) -> impl Future<Output = Result<Cursor, RedisHubError>> + Send {
-        let (stream, epoch_key) = self.keys(topic);
+        let Keys { stream, epoch_key } = self.keys(topic);
         let hub = self.clone();
         async move {
             let mut conn = hub.inner.conn.clone();
@@ -95,23 +110,6 @@ impl Hub for RedisHub {
     }
 
     fn subscribe(&self, topic: &str, from: Option<&str>) -> RedisSubscription {
-        observe::record_topic(topic);
-        let (reader, rx, registered) = self.register(topic);
-        let start = Box::pin(start(
-            self.clone(),
-            reader.clone(),
-            registered,
-            from.map(str::to_owned),
-            Phase::Subscribe,
-        ));
-        RedisSubscription {
-            start: Some(start),
-            pending: VecDeque::new(),
-            rx: LiveReceiver::new(rx),
-            last: Rid::ZERO,
-            epoch: Arc::from(""),
-            hub: self.clone(),
-            reader,
-        }
+        RedisSubscription(Subscription::new(self, topic, from))
     }
 }

@@ -3,10 +3,16 @@
 
 use super::{
     error::RedisHubError,
-    shared::{lock, Live, Position, Reader, RedisHub, MAX_BACKOFF},
+    shared::{Position, Reader, RedisHub, MAX_BACKOFF},
     wire::{parse_entries, parse_xread, to_event, Rid, PAGE},
 };
-use crate::{event::Event, hub::new_epoch, observe};
+use crate::{
+    hub::{
+        backbone::{fan_out, fan_out_reset, stop_if_idle},
+        new_epoch,
+    },
+    observe,
+};
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
 use std::{sync::Arc, time::Duration};
 
@@ -44,8 +50,8 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
     let epoch: String = hub
         .inner
         .ensure
-        .key(&reader.stream)
-        .key(&reader.epoch_key)
+        .key(&reader.key.stream)
+        .key(&reader.key.epoch_key)
         .arg(new_epoch())
         .arg(hub.idle_ms())
         .invoke_async(&mut conn)
@@ -55,7 +61,7 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
     match current {
         // First start: live entries begin after the stream's current end.
         None => {
-            let last = stream_end(&mut conn, &reader.stream).await?;
+            let last = stream_end(&mut conn, &reader.key.stream).await?;
             reader.position.send_replace(Some(Position {
                 epoch: epoch.into(),
                 last,
@@ -88,7 +94,7 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
             .arg("BLOCK")
             .arg(hub.inner.block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(&reader.stream)
+            .arg(&reader.key.stream)
             .arg(position.last.to_string())
             .query_async(&mut conn)
             .await?;
@@ -96,11 +102,11 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
         if entries.is_empty() {
             // Idle: check that the stream still exists under the same epoch.
             let epoch: Option<String> = redis::cmd("GET")
-                .arg(&reader.epoch_key)
+                .arg(&reader.key.epoch_key)
                 .query_async(&mut conn)
                 .await?;
             let exists: bool = redis::cmd("EXISTS")
-                .arg(&reader.stream)
+                .arg(&reader.key.stream)
                 .query_async(&mut conn)
                 .await?;
             if !exists || epoch.as_deref() != Some(&*position.epoch) {
@@ -113,11 +119,11 @@ async fn read_until_error(hub: &RedisHub, reader: &Arc<Reader>) -> Result<(), re
             if hub.idle_ms() > 0 {
                 redis::pipe()
                     .cmd("PEXPIRE")
-                    .arg(&reader.stream)
+                    .arg(&reader.key.stream)
                     .arg(hub.idle_ms())
                     .ignore()
                     .cmd("PEXPIRE")
-                    .arg(&reader.epoch_key)
+                    .arg(&reader.key.epoch_key)
                     .arg(hub.idle_ms())
                     .ignore()
                     .query_async::<()>(&mut conn)
@@ -159,42 +165,4 @@ async fn stream_end(
         .query_async(conn)
         .await?;
     Ok(parse_entries(last).first().map_or(Rid::ZERO, |(id, _)| *id))
-}
-
-/// Advances the position past `id` and, for an event, hands it to the local subscribers.
-fn fan_out(reader: &Reader, id: Rid, event: Option<Event>) {
-    reader.position.send_modify(|p| {
-        if let Some(p) = p {
-            p.last = id;
-        }
-        // Sent while the position is held: a subscriber registering now sees either this
-        // position (and not the entry) or the old one (and the entry).
-        if let Some(event) = event {
-            let event = event.stamped();
-            let _ = reader.tx.send(Live::Entry { id, event });
-        }
-    });
-}
-
-fn fan_out_reset(reader: &Reader, position: Position) {
-    reader.position.send_modify(|p| {
-        *p = Some(position.clone());
-        let _ = reader.tx.send(Live::Reset(position));
-    });
-}
-
-/// Stops the reader when no subscriber is left (under the hub's readers lock, so a
-/// concurrent subscribe either finds it running or starts a new one).
-fn stop_if_idle(hub: &RedisHub, reader: &Arc<Reader>) -> bool {
-    let mut readers = lock(&hub.inner.readers);
-    if reader.tx.receiver_count() > 0 {
-        return false;
-    }
-    if readers
-        .get(&reader.topic)
-        .is_some_and(|r| Arc::ptr_eq(r, reader))
-    {
-        readers.remove(&reader.topic);
-    }
-    true
 }

@@ -6,7 +6,7 @@ use super::{
     scripts::{ENSURE, PUBLISH},
     wire::Rid,
 };
-use crate::event::Event;
+use crate::hub::backbone;
 use redis::{aio::ConnectionManager, Client, Script};
 use std::{
     collections::HashMap,
@@ -14,21 +14,15 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex,
     },
     time::Duration,
 };
-use tokio::sync::{broadcast, watch};
 
 /// The default idle age of a topic's keys: 24 hours.
 pub const DEFAULT_REDIS_IDLE_TOPIC_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// Longest wait between reconnection attempts.
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
 
 /// A [`Hub`](crate::hub::Hub) on Redis Streams, for several processes: any instance serves any client, resume
 /// included.
@@ -262,43 +256,20 @@ impl RedisHub {
         lock(&self.inner.readers).len()
     }
 
-    pub(super) fn keys(&self, topic: &str) -> (String, String) {
+    pub(super) fn keys(&self, topic: &str) -> Keys {
         let stream = format!("{}:{topic}", self.inner.prefix);
-        let epoch = format!("{stream}:epoch");
-        (stream, epoch)
+        let epoch_key = format!("{stream}:epoch");
+        Keys { stream, epoch_key }
     }
 }
 
-/// The reader's position when a subscription registered; `None` while the reader has not
-/// started (then nothing was fanned out yet, and its first position is the registration point).
-pub(super) struct Registered {
-    pub(super) at: Option<Position>,
-    pub(super) watch: watch::Receiver<Option<Position>>,
-}
-
-/// Where a topic's reader is: the stream's epoch and the last id it has fanned out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Position {
-    pub(super) epoch: Arc<str>,
-    pub(super) last: Rid,
-}
-
-/// What a reader fans out.
-#[derive(Debug, Clone)]
-pub(super) enum Live {
-    Entry {
-        id: Rid,
-        event: Event,
-    },
-    /// The stream was lost and recreated: continue from `position`.
-    Reset(Position),
-}
-
-pub(super) struct Reader {
-    pub(super) topic: String,
+/// Where a topic lives in Redis: its stream and its epoch key.
+pub(crate) struct Keys {
     pub(super) stream: String,
     pub(super) epoch_key: String,
-    pub(super) tx: broadcast::Sender<Live>,
-    /// `None` until the reader has found the stream's end; updated with each fan-out.
-    pub(super) position: watch::Sender<Option<Position>>,
 }
+
+/// A topic's reader in this process.
+pub(super) type Reader = backbone::Reader<RedisHub>;
+/// Where a topic's reader is.
+pub(super) type Position = backbone::Position<Rid>;

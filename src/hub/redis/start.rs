@@ -2,83 +2,23 @@
 //! `XRANGE`, or the `reset` event when the cursor cannot be honoured.
 
 use super::{
-    error::RedisHubError,
-    shared::{Position, Reader, RedisHub, Registered, MAX_BACKOFF},
+    shared::{Position, Reader, RedisHub},
     wire::{as_str, cursor, parse_entries, to_event, Rid, PAGE},
 };
-use crate::{
-    event::Event,
-    hub::{position_event, reset_event, ResetReason},
+use crate::hub::{
+    backbone::{Phase, Start},
+    position_event, reset_event, ResetReason,
 };
 use redis::{aio::ConnectionManager, Value};
-use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::collections::VecDeque;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Subscribe,
-    CatchUp,
-}
-
-/// The beginning of a subscription (or a catch-up after lagging): what to deliver first, and
-/// from which id live entries count.
-pub(super) struct Start {
-    pub(super) items: VecDeque<Event>,
-    pub(super) epoch: Arc<str>,
-    pub(super) last: Rid,
-}
-
-pub(super) type StartFuture = Pin<Box<dyn Future<Output = Start> + Send>>;
-
-pub(super) async fn start(
-    hub: RedisHub,
-    reader: Arc<Reader>,
-    registered: Registered,
-    from: Option<String>,
-    phase: Phase,
-) -> Start {
-    // Entries up to `here` are replayed (or were published before the subscription), entries
-    // after it arrive live.
-    let here = match registered.at {
-        Some(at) => at,
-        None => {
-            let mut watch = registered.watch;
-            loop {
-                if let Some(p) = watch.borrow_and_update().clone() {
-                    break p;
-                }
-                if watch.changed().await.is_err() {
-                    // The reader is gone: nothing will ever arrive.
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    };
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        // Each command is bounded by the connection's response timeout (the hub's timeout);
-        // the replay as a whole is not, as a long one is legitimate.
-        let result = try_start(&hub, &reader, &here, from.as_deref(), phase)
-            .await
-            .map_err(RedisHubError::from);
-        hub.record(result.as_ref().err());
-        match result {
-            Ok(start) => return start,
-            Err(error) => {
-                tracing::debug!(%error, topic = %reader.topic, "redis hub: replay failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
-}
-
-async fn try_start(
+pub(super) async fn try_start(
     hub: &RedisHub,
     reader: &Reader,
     here: &Position,
     from: Option<&str>,
     phase: Phase,
-) -> Result<Start, redis::RedisError> {
+) -> Result<Start<Rid>, redis::RedisError> {
     let reset = |reason| Start {
         items: VecDeque::from([reset_event(reason, &cursor(&here.epoch, here.last))]),
         epoch: here.epoch.clone(),
@@ -106,7 +46,7 @@ async fn try_start(
         }));
     }
     let mut conn = hub.inner.conn.clone();
-    if history_lost_after(&mut conn, &reader.stream, id).await? {
+    if history_lost_after(&mut conn, &reader.key.stream, id).await? {
         return Ok(reset(ResetReason::Expired));
     }
     let mut items = VecDeque::new();
@@ -117,7 +57,7 @@ async fn try_start(
     let mut after = id;
     while after < here.last {
         let page: Value = redis::cmd("XRANGE")
-            .arg(&reader.stream)
+            .arg(&reader.key.stream)
             .arg(format!("({after}"))
             .arg(here.last.to_string())
             .arg("COUNT")

@@ -9,8 +9,8 @@ use std::{collections::HashMap, fmt};
 pub(super) const PAGE: usize = 256;
 
 /// A Redis stream entry id (`ms-seq`), ordered as Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct Rid(pub(super) u64, pub(super) u64);
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Rid(pub(super) u64, pub(super) u64);
 
 impl Rid {
     pub(super) const ZERO: Rid = Rid(0, 0);

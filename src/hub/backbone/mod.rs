@@ -1,0 +1,229 @@
+//! What the shared backbones (`RedisHub`, `NatsHub`) have in common: one reader per topic per
+//! process fanning out through a bounded local buffer, subscriptions that register with it,
+//! replay up to its position and continue live with no gap and no duplicate at the seam, and
+//! catch up (or reset) after lagging. Each backbone supplies its ids, its keys, the replay and
+//! the reader task ([`Backbone`]); the rest is here once.
+
+mod subscription;
+
+pub(crate) use subscription::Subscription;
+
+use crate::{cursor::Cursor, event::Event};
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+use tokio::sync::{broadcast, watch};
+
+/// Longest wait between reconnection attempts.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A shared backbone, as the common machinery sees it.
+pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
+    /// A position in a topic, ordered as the backbone orders them.
+    type Id: Copy + Ord + Default + fmt::Debug + Send + Sync + 'static;
+    /// Where a topic lives in the backbone (key names, a subject).
+    type Key: Send + Sync + 'static;
+    /// What a replay step fails with.
+    type Error: fmt::Display + Send;
+
+    /// The backbone's name in logs.
+    const NAME: &'static str;
+
+    /// The cursor of `id` under `epoch`.
+    fn cursor(epoch: &str, id: Self::Id) -> Cursor;
+    /// Where `topic` lives.
+    fn key(&self, topic: &str) -> Self::Key;
+    /// The topics' readers in this process.
+    fn readers(&self) -> &Mutex<HashMap<String, Arc<Reader<Self>>>>;
+    /// The size of a topic's local buffer.
+    fn buffer(&self) -> usize;
+    /// Starts the reader task of a new reader.
+    fn spawn_reader(&self, reader: Arc<Reader<Self>>);
+    /// Replays after `from` up to `here` (or resets), as [`start`] describes.
+    fn try_start(
+        &self,
+        reader: &Reader<Self>,
+        here: &Position<Self::Id>,
+        from: Option<&str>,
+        phase: Phase,
+    ) -> impl Future<Output = Result<Start<Self::Id>, Self::Error>> + Send;
+}
+
+/// Where a topic's reader is: the epoch and the last id it has fanned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position<Id> {
+    pub(crate) epoch: Arc<str>,
+    pub(crate) last: Id,
+}
+
+/// What a reader fans out.
+#[derive(Debug, Clone)]
+pub(crate) enum Live<Id> {
+    Entry {
+        id: Id,
+        event: Event,
+    },
+    /// History was lost (the store recreated, or deleted while away): continue from here.
+    Reset(Position<Id>),
+}
+
+/// A topic's one reader in this process, as subscriptions see it.
+pub(crate) struct Reader<B: Backbone> {
+    pub(crate) topic: String,
+    pub(crate) key: B::Key,
+    pub(crate) tx: broadcast::Sender<Live<B::Id>>,
+    /// `None` until the reader has found the topic's end; updated with each fan-out.
+    pub(crate) position: watch::Sender<Option<Position<B::Id>>>,
+}
+
+/// The reader's position when a subscription registered; `None` while the reader has not
+/// started (then nothing was fanned out yet, and its first position is the registration point).
+pub(crate) struct Registered<Id> {
+    pub(crate) at: Option<Position<Id>>,
+    pub(crate) watch: watch::Receiver<Option<Position<Id>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Subscribe,
+    CatchUp,
+}
+
+/// The beginning of a subscription (or a catch-up after lagging): what to deliver first, and
+/// from which id live entries count.
+pub(crate) struct Start<Id> {
+    pub(crate) items: VecDeque<Event>,
+    pub(crate) epoch: Arc<str>,
+    pub(crate) last: Id,
+}
+
+pub(crate) type StartFuture<Id> = Pin<Box<dyn Future<Output = Start<Id>> + Send>>;
+
+/// The topic's reader, started if needed, and a registration with it.
+pub(crate) fn register<B: Backbone>(
+    backbone: &B,
+    topic: &str,
+) -> (
+    Arc<Reader<B>>,
+    broadcast::Receiver<Live<B::Id>>,
+    Registered<B::Id>,
+) {
+    let mut readers = lock(backbone.readers());
+    let reader = match readers.get(topic) {
+        Some(reader) => reader.clone(),
+        None => {
+            let reader = Arc::new(Reader {
+                topic: topic.to_owned(),
+                key: backbone.key(topic),
+                tx: broadcast::channel(backbone.buffer()).0,
+                position: watch::channel(None).0,
+            });
+            readers.insert(topic.to_owned(), reader.clone());
+            backbone.spawn_reader(reader.clone());
+            reader
+        }
+    };
+    // Under the reader's position lock: the receiver gets exactly the entries after the
+    // position read here.
+    let position = reader.position.borrow();
+    let rx = reader.tx.subscribe();
+    let registered = Registered {
+        at: position.clone(),
+        watch: reader.position.subscribe(),
+    };
+    drop(position);
+    drop(readers);
+    (reader, rx, registered)
+}
+
+/// The beginning of a subscription (or a catch-up): waits for the reader's first position
+/// when it has none yet, then replays, retrying with backoff until the backbone answers.
+pub(crate) async fn start<B: Backbone>(
+    backbone: B,
+    reader: Arc<Reader<B>>,
+    registered: Registered<B::Id>,
+    from: Option<String>,
+    phase: Phase,
+) -> Start<B::Id> {
+    // Entries up to `here` are replayed (or were published before the subscription), entries
+    // after it arrive live.
+    let here = match registered.at {
+        Some(at) => at,
+        None => {
+            let mut watch = registered.watch;
+            loop {
+                if let Some(p) = watch.borrow_and_update().clone() {
+                    break p;
+                }
+                if watch.changed().await.is_err() {
+                    // The reader is gone: nothing will ever arrive.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match backbone
+            .try_start(&reader, &here, from.as_deref(), phase)
+            .await
+        {
+            Ok(start) => return start,
+            Err(error) => {
+                tracing::debug!(%error, topic = %reader.topic, backbone = B::NAME, "replay failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Advances the position past `id` and, for an event, hands it to the local subscribers.
+pub(crate) fn fan_out<B: Backbone>(reader: &Reader<B>, id: B::Id, event: Option<Event>) {
+    reader.position.send_modify(|p| {
+        if let Some(p) = p {
+            p.last = id;
+        }
+        // Sent while the position is held: a subscriber registering now sees either this
+        // position (and not the entry) or the old one (and the entry).
+        if let Some(event) = event {
+            let _ = reader.tx.send(Live::Entry {
+                id,
+                event: event.stamped(),
+            });
+        }
+    });
+}
+
+/// Moves the position to `position` and tells the local subscribers history was lost.
+pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<B::Id>) {
+    reader.position.send_modify(|p| {
+        *p = Some(position.clone());
+        let _ = reader.tx.send(Live::Reset(position));
+    });
+}
+
+/// Stops the reader when no subscriber is left (under the readers lock, so a concurrent
+/// subscribe either finds it running or starts a new one).
+pub(crate) fn stop_if_idle<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) -> bool {
+    let mut readers = lock(backbone.readers());
+    if reader.tx.receiver_count() > 0 {
+        return false;
+    }
+    if readers
+        .get(&reader.topic)
+        .is_some_and(|r| Arc::ptr_eq(r, reader))
+    {
+        readers.remove(&reader.topic);
+    }
+    true
+}
