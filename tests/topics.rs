@@ -45,7 +45,7 @@ struct Got {
     id: String,
 }
 
-async fn app(hub: &MemoryHub) -> SocketAddr {
+async fn app<H: Hub>(hub: &H) -> SocketAddr {
     serve(
         ServiceBuilder::new()
             .layer(NegotiateLayer::new())
@@ -216,14 +216,18 @@ fn publish(hub: &MemoryHub, topic: &str, data: &str) {
     hub.publish_now(topic, Event::new().data(data));
 }
 
+async fn publish_to<H: Hub>(hub: &H, topic: &str, data: &str) {
+    hub.publish(topic, Event::new().data(data)).await.unwrap();
+}
+
 /// Two topics on one connection; both published to while the client is away; the last id
-/// resumes both exactly.
-async fn two_topics_resume(t: Transport) {
-    let hub = MemoryHub::new();
+/// resumes both exactly. `settle`: how long a backbone's readers take to register.
+async fn two_topics_resume<H: Hub>(t: Transport, hub: H, settle: Duration) {
     let addr = app(&hub).await;
     let mut client = Client::open(t, addr, &["a", "b"], None).await;
-    publish(&hub, "a", "a1");
-    publish(&hub, "b", "b1");
+    tokio::time::sleep(settle).await;
+    publish_to(&hub, "a", "a1").await;
+    publish_to(&hub, "b", "b1").await;
     let first = client.read(2).await;
     assert_eq!(
         by_topic(&first),
@@ -241,7 +245,7 @@ async fn two_topics_resume(t: Transport) {
         ("b", "b3"),
         ("c", "c1"),
     ] {
-        publish(&hub, topic, data);
+        publish_to(&hub, topic, data).await;
     }
     let mut client = Client::open(t, addr, &["a", "b"], Some(&last)).await;
     let missed = client.read(4).await;
@@ -252,8 +256,9 @@ async fn two_topics_resume(t: Transport) {
     );
     assert!(missed.iter().all(|g| g.name == "message"), "{t:?}");
     // Nothing more (no duplicate): the next events are the live ones.
-    publish(&hub, "b", "b4");
-    publish(&hub, "a", "a4");
+    tokio::time::sleep(settle).await;
+    publish_to(&hub, "b", "b4").await;
+    publish_to(&hub, "a", "a4").await;
     let live = client.read(2).await;
     assert_eq!(
         by_topic(&live),
@@ -274,17 +279,65 @@ async fn two_topics_resume(t: Transport) {
 
 #[tokio::test]
 async fn two_topics_resume_over_sse() {
-    two_topics_resume(Transport::Sse).await;
+    two_topics_resume(Transport::Sse, MemoryHub::new(), Duration::ZERO).await;
 }
 
 #[tokio::test]
 async fn two_topics_resume_over_long_poll() {
-    two_topics_resume(Transport::LongPoll).await;
+    two_topics_resume(Transport::LongPoll, MemoryHub::new(), Duration::ZERO).await;
 }
 
 #[tokio::test]
 async fn two_topics_resume_over_websocket() {
-    two_topics_resume(Transport::Ws).await;
+    two_topics_resume(Transport::Ws, MemoryHub::new(), Duration::ZERO).await;
+}
+
+/// The same on Redis, over every transport (`REDIS_URL`, a fresh key prefix each).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_topics_resume_on_redis_over_every_transport() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    for t in ALL {
+        let prefix = format!(
+            "tower-push-test:topics:{}:{t:?}:{}",
+            std::process::id(),
+            nanos()
+        );
+        let hub = tower_push::hub::RedisHub::builder(&url, &prefix)
+            .block(Duration::from_millis(200))
+            .connect()
+            .await
+            .expect("Redis answers");
+        two_topics_resume(t, hub, Duration::from_millis(300)).await;
+    }
+}
+
+/// The same on NATS JetStream, over every transport (`NATS_URL`; each stream deleted after).
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_topics_resume_on_nats_over_every_transport() {
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.expect("NATS answers"));
+    for t in ALL {
+        let prefix = format!("tp-test-topics-{}-{t:?}-{}", std::process::id(), nanos());
+        let hub = tower_push::hub::NatsHub::builder(&url, &prefix)
+            .block(Duration::from_millis(200))
+            .connect()
+            .await
+            .expect("NATS answers");
+        let stream = hub.stream_name().to_owned();
+        let outcome = tokio::spawn(two_topics_resume(t, hub, Duration::from_millis(300))).await;
+        js.delete_stream(&stream).await.unwrap();
+        outcome.unwrap();
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "nats"))]
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// One topic trimmed past the cursor gives that topic's reset; the other resumes.
