@@ -78,8 +78,9 @@ async fn read_until_error(hub: &NatsHub, reader: &Arc<Reader>) -> Result<(), Nat
         let next = match tokio::time::timeout(hub.inner.block, messages.next()).await {
             Ok(next) => next,
             Err(_) => {
-                // Quiet: check that the stream is still the same one.
-                let (_, now) = hub.refresh().await?;
+                // Quiet: check that the stream is still the same one (one check per hub per
+                // block period, however many topics are quiet).
+                let now = hub.recent_epoch().await?;
                 if now != epoch {
                     return Err(NatsHubError::nats("stream recreated; restarting", false));
                 }

@@ -92,6 +92,8 @@ pub(super) struct Inner {
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
     /// One publish at a time per topic in this process (striped).
     pub(super) publishing: Box<[tokio::sync::Mutex<()>]>,
+    /// When the stream's epoch was last checked, and a lock so one reader checks at a time.
+    pub(super) checked: tokio::sync::Mutex<std::time::Instant>,
 }
 
 impl fmt::Debug for NatsHub {
@@ -211,6 +213,7 @@ impl NatsHubBuilder {
                 down: AtomicBool::new(false),
                 readers: Mutex::new(HashMap::new()),
                 publishing: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+                checked: tokio::sync::Mutex::new(std::time::Instant::now()),
             }),
         })
     }
@@ -305,6 +308,18 @@ impl NatsHub {
         }
         *current = (stream.clone(), epoch.clone());
         Ok((stream, epoch))
+    }
+
+    /// The stream's epoch, checked against NATS at most once per block period for the whole
+    /// hub (quiet readers call this every period).
+    pub(super) async fn recent_epoch(&self) -> Result<Arc<str>, NatsHubError> {
+        let mut checked = self.inner.checked.lock().await;
+        if checked.elapsed() < self.inner.block {
+            return Ok(self.stream().1);
+        }
+        let (_, epoch) = self.refresh().await?;
+        *checked = std::time::Instant::now();
+        Ok(epoch)
     }
 
     /// Runs one NATS operation under the hub's timeout and records whether NATS answered.
