@@ -9,7 +9,7 @@ use support::*;
 use tower::ServiceBuilder;
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Binding, Key, Tickets},
-    hub::{MemoryHub, Subscribe},
+    hub::{MemoryHub, Subscribe, Topics},
     sse::SseLayer,
     Event,
 };
@@ -97,4 +97,30 @@ async fn one_span_one_open_one_close_with_reason_and_counts_and_no_ticket() {
             "part of the ticket ({window}) is in the logs"
         );
     }
+
+    // A multi-topic connection's span names all its topics.
+    let topics = serve(
+        ServiceBuilder::new()
+            .layer(SseLayer::new())
+            .service(Topics::new(hub.clone())),
+    )
+    .await;
+    let (_, events) = open_sse(&h1(), sse_request(topics, "/?topic=a&topic=b", None)).await;
+    drop(events);
+    let logs = within(async {
+        loop {
+            let logs = capture.text();
+            if logs.matches("push connection closed").count() == 2 {
+                return logs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        logs.lines()
+            .filter(|l| l.contains("push connection closed"))
+            .any(|l| l.contains("topic=\"a,b\"")),
+        "{logs}"
+    );
 }

@@ -273,6 +273,7 @@ impl<H: Hub, B> Service<Request<B>> for Topics<H> {
             .get::<LastEventId>()
             .map(LastEventId::as_str);
         let starts = starting_points(&topics, from);
+        let all = topics.join(",");
         let members = topics
             .into_iter()
             .zip(starts)
@@ -281,6 +282,8 @@ impl<H: Hub, B> Service<Request<B>> for Topics<H> {
                 (Arc::<str>::from(topic), sub)
             })
             .collect();
+        // The connection's span names every topic (each subscription recorded its own).
+        crate::observe::record_topic(&all);
         ready(Ok(TopicsSubscription::new(members)))
     }
 }
