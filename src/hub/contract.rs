@@ -92,11 +92,16 @@ pub(crate) fn reset_event(reason: ResetReason, current: &Cursor) -> Event {
         .expect("cursors and the reset name hold no line breaks")
 }
 
-/// A new random epoch: 16 hex digits. Not a secret, only different for every hub instance or
-/// stream incarnation.
+/// The length of an epoch: 6 base-62 characters (about 36 bits), short because every event's
+/// id carries it.
+pub(crate) const EPOCH_LEN: usize = 6;
+
+/// A new random epoch: [`EPOCH_LEN`] ASCII letters and digits. Not a secret, only different
+/// for every hub instance or stream incarnation (two share one once in ~6 x 10^10 pairs).
 pub(crate) fn new_epoch() -> String {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     let now = std::time::SystemTime::now()
@@ -105,7 +110,22 @@ pub(crate) fn new_epoch() -> String {
     hasher.write_u128(now);
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
+    let mut hash = hasher.finish();
+    (0..EPOCH_LEN)
+        .map(|_| {
+            let c = ALPHABET[(hash % 62) as usize] as char;
+            hash /= 62;
+            c
+        })
+        .collect()
+}
+
+/// Whether `epoch` looks like one this crate made (now, or the 16 hex digits of earlier
+/// releases): a cursor with such an epoch that is not the current one is from another
+/// instance (`unknown-epoch`), anything else is `invalid`.
+pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
+    (epoch.len() == EPOCH_LEN && epoch.bytes().all(|b| b.is_ascii_alphanumeric()))
+        || (epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The position event: an id-only event.

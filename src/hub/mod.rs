@@ -62,9 +62,9 @@
 //!
 //! | hub | per topic | 8 topics |
 //! |---|---|---|
-//! | [`MemoryHub`], offsets below 10⁶ | 13 bytes (+17 for the first) | at most 121 bytes |
-//! | `RedisHub` | about 37 bytes | about 300 bytes |
-//! | `NatsHub` (one stream: the epoch is written once) | 8 to 14 bytes (+17 for the first) | at most 130 bytes |
+//! | [`MemoryHub`], offsets below 10⁶ | at most 13 bytes (+6 for the first: the epoch) | at most 110 bytes |
+//! | `NatsHub`, stream sequences below 10⁹ (one stream: the epoch is written once) | at most 16 bytes (+6 for the first) | at most 134 bytes |
+//! | `RedisHub` (an epoch per topic, millisecond stream ids) | about 29 bytes | about 230 bytes |
 //!
 //! Every character is CORS-safe (letters, digits, `-`, `_`, `.`). The transports refuse a
 //! cursor over 512 bytes with `400`
@@ -119,7 +119,9 @@ pub use self::redis::{
     RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription, DEFAULT_REDIS_IDLE_TOPIC_AGE,
 };
 pub use crate::cursor::Cursor;
-pub(crate) use contract::{new_epoch, position_event, reset_data, reset_event, ResetReason};
+pub(crate) use contract::{
+    new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason, EPOCH_LEN,
+};
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{
     MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats, DEFAULT_IDLE_TOPIC_AGE,

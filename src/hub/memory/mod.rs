@@ -27,7 +27,7 @@ pub const DEFAULT_IDLE_TOPIC_AGE: Duration = Duration::from_secs(600);
 /// The embedded in-memory [`Hub`]: history is a bounded ring per topic, fan-out shares each
 /// event (and its encodings) between subscribers.
 ///
-/// Cursors look like `9f3a0c1d2e4b5a67-42`: the hub's epoch (random, new for every
+/// Cursors look like `k3Xq9Z-42`: the hub's epoch (6 random letters and digits, new for every
 /// `MemoryHub`) and the event's offset in its topic. A cursor from another instance (for
 /// example before a restart) gets a `reset` event. Cloning the hub is cheap and shares it.
 ///
@@ -310,7 +310,7 @@ impl MemoryHub {
         let (epoch, offset) = from.split_once('-').ok_or(ResetReason::Invalid)?;
         let offset: u64 = offset.parse().map_err(|_| ResetReason::Invalid)?;
         if epoch != &*self.shared.epoch {
-            let well_formed = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit());
+            let well_formed = crate::hub::well_formed_epoch(epoch);
             return Err(if well_formed {
                 ResetReason::UnknownEpoch
             } else {

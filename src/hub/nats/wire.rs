@@ -36,10 +36,24 @@ pub(super) fn subject(prefix: &str, topic: &str) -> String {
     format!("{prefix}.{}", token(topic))
 }
 
-/// A stream's epoch: its creation time in nanoseconds, 16 hex digits. A deleted and
-/// recreated stream (or one lost with its store) has another.
+/// A stream's epoch: 6 base-62 characters of a hash of its creation time (in nanoseconds),
+/// the same on every instance. A deleted and recreated stream (or one lost with its store)
+/// has another.
 pub(super) fn epoch(created_unix_nanos: i128) -> String {
-    format!("{:016x}", created_unix_nanos as u64)
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    // FNV-1a: stable across processes and releases, unlike std's hashers.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in created_unix_nanos.to_le_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (0..crate::hub::EPOCH_LEN)
+        .map(|_| {
+            let c = ALPHABET[(hash % 62) as usize] as char;
+            hash /= 62;
+            c
+        })
+        .collect()
 }
 
 pub(super) fn cursor(epoch: &str, seq: u64) -> Cursor {
@@ -52,9 +66,7 @@ pub(super) fn parse_cursor(s: &str) -> Option<(&str, u64)> {
     Some((epoch, seq.parse().ok()?))
 }
 
-pub(super) fn well_formed_epoch(epoch: &str) -> bool {
-    epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit())
-}
+pub(super) use crate::hub::well_formed_epoch;
 
 /// The headers and payload an event is published as, after `prev`.
 pub(super) fn to_message(event: &Event, prev: u64) -> (HeaderMap, Bytes) {
@@ -138,7 +150,14 @@ mod tests {
         assert_eq!(parse_cursor(c.as_str()), Some(("00000000000000ff", 42)));
         assert_eq!(parse_cursor("garbage"), None);
         assert_eq!(parse_cursor("e-x"), None);
-        assert!(well_formed_epoch(&epoch(1_700_000_000_123_456_789)));
+        let e = epoch(1_700_000_000_123_456_789);
+        assert!(well_formed_epoch(&e), "{e}");
+        assert_eq!(
+            e,
+            epoch(1_700_000_000_123_456_789),
+            "the same on every instance"
+        );
+        assert_ne!(e, epoch(1_700_000_000_123_456_790));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
 ///   what Redis kept. Heartbeats (a layer on the stream) keep flowing meanwhile.
 /// * A subscriber that falls behind its local buffer catches up from Redis with `XRANGE`.
 ///
-/// Cursors look like `9f3a0c1d2e4b5a67.1700000000000-0` (epoch, stream id). Events keep their
+/// Cursors look like `k3Xq9Z.1700000000000-0` (epoch, stream id). Events keep their
 /// name and data; `retry` and comments are not stored.
 ///
 /// Keys: `<prefix>:<topic>` (the stream) and `<prefix>:<topic>:epoch`. Both expire when the

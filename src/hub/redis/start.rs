@@ -38,7 +38,7 @@ pub(super) async fn try_start(
         return Ok(reset(ResetReason::Invalid));
     };
     if epoch != &*here.epoch {
-        let well_formed = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit());
+        let well_formed = crate::hub::well_formed_epoch(epoch);
         return Ok(reset(if well_formed {
             ResetReason::UnknownEpoch
         } else {

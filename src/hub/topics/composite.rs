@@ -145,6 +145,17 @@ mod tests {
     }
 
     #[test]
+    fn eight_topics_with_todays_epochs_stay_short() {
+        let epoch = crate::hub::new_epoch();
+        let entries: Vec<(String, String)> = (0..8)
+            .map(|i| (format!("t{i}"), format!("{epoch}-{}", 999_990 + i)))
+            .collect();
+        let refs: Vec<(&str, &str)> = entries.iter().map(|(a, b)| (&**a, &**b)).collect();
+        let out = round_trip(&refs);
+        assert!(out.len() <= 110, "{} bytes: {out}", out.len());
+    }
+
+    #[test]
     fn garbage_is_not_a_composite() {
         for bad in [
             "", "abc", "_", "__", "_abc", "_abcde", "_abcde-1", "_ab!de1", "_abcdé1",

@@ -126,8 +126,8 @@ impl<H: Hub> Topics<H> {
 
     /// The most topics one request may ask for (more: `400`). Default 8; between 1 and 64.
     ///
-    /// Each topic adds about 14 bytes to the cursor on [`MemoryHub`](crate::hub::MemoryHub)
-    /// and about 40 on `RedisHub`; a cursor longer than the transports' cap (512 bytes by
+    /// Each topic adds at most 13 bytes to the cursor on [`MemoryHub`](crate::hub::MemoryHub)
+    /// (offsets below 10⁶), 16 on `NatsHub` and about 29 on `RedisHub`; a cursor longer than the transports' cap (512 bytes by
     /// default, [`LastEventIdLayer::max_len`](crate::last_event_id::LastEventIdLayer::max_len))
     /// is refused with `400`, so raise both together.
     #[must_use]
