@@ -180,6 +180,45 @@ async fn outbound_events_and_inbound_messages() {
     assert_eq!(next_json(&mut ws).await["data"], "3 bytes");
 }
 
+/// The codec's read buffer is small (1 KiB by default, for memory per connection): messages
+/// far larger than it, whole or fragmented, still arrive intact.
+#[tokio::test]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    let hub = MemoryHub::new();
+    let addr = default_app(&hub).await;
+    let mut ws = connect(addr, "/ws").await;
+    next_json(&mut ws).await; // position
+    let big: String = (0..60_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    ws.send(tungstenite::Message::Text(big.clone().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["data"], big.as_str());
+    // Fragmented: three frames of one message.
+    let third = big.len() / 3;
+    for (i, part) in [&big[..third], &big[third..2 * third], &big[2 * third..]]
+        .into_iter()
+        .enumerate()
+    {
+        let frame = tungstenite::protocol::frame::Frame::message(
+            Bytes::copy_from_slice(part.as_bytes()),
+            if i == 0 {
+                tungstenite::protocol::frame::coding::OpCode::Data(
+                    tungstenite::protocol::frame::coding::Data::Text,
+                )
+            } else {
+                tungstenite::protocol::frame::coding::OpCode::Data(
+                    tungstenite::protocol::frame::coding::Data::Continue,
+                )
+            },
+            i == 2,
+        );
+        ws.send(tungstenite::Message::Frame(frame)).await.unwrap();
+    }
+    assert_eq!(next_json(&mut ws).await["data"], big.as_str());
+}
+
 #[tokio::test]
 async fn resume_with_a_cursor_in_the_query() {
     let hub = MemoryHub::new();

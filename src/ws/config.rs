@@ -8,6 +8,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The default message size limit: 64 KiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// The default size of the codec's read buffer: 1 KiB. A push connection mostly writes;
+/// what it reads (Pongs, Closes, small messages) fits, and the buffer grows for a larger
+/// message (up to the message limit), so this costs reads, never correctness.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 /// The default pong deadline after a heartbeat Ping: 10 seconds.
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default wait for the peer's Close: 5 seconds.
@@ -31,7 +35,7 @@ impl Default for Config {
         Self {
             protocols: Arc::new([]),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
@@ -42,8 +46,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The codec's settings: a small read buffer (about 10 KiB per idle connection instead of
-    /// about 130 KiB with the 128 KiB default) and the message limit, which also bounds
+    /// The codec's settings: a small read buffer (1 KiB per idle connection instead of the
+    /// 128 KiB tungstenite allocates by default) and the message limit, which also bounds
     /// fragmented messages.
     pub(crate) fn codec(&self) -> WebSocketConfig {
         WebSocketConfig::default()

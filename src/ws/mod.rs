@@ -82,7 +82,9 @@ mod socket;
 mod upgrade;
 pub(crate) mod wire;
 
-pub use config::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_TIMEOUT};
+pub use config::{
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER_SIZE,
+};
 pub use future::ResponseFuture;
 pub use handshake::{is_upgrade_request, Subprotocol};
 pub use service::{Ws, WsLayer};

@@ -103,7 +103,10 @@ impl WsLayer {
         self
     }
 
-    /// The codec's read buffer. Default 8 KiB.
+    /// The codec's read buffer, allocated for every connection and grown for larger messages.
+    /// Default [`DEFAULT_READ_BUFFER_SIZE`](super::DEFAULT_READ_BUFFER_SIZE) (1 KiB): the
+    /// memory of an idle WebSocket is mostly this buffer. Raise it for clients that send
+    /// large messages often (fewer reads per message).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.config.read_buffer_size = bytes;
         self
