@@ -14,7 +14,8 @@
 //!   -> ConnectionLimitLayer, Drain::layer   limits and graceful shutdown, held by the stream
 //!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
 //!   -> your Service<Request<B>, Response = impl Stream<Item = Event>>
-//!                          e.g. hub::Subscribe: a topic of the in-memory Hub
+//!                          e.g. hub::Subscribe: a topic of the in-memory Hub, or
+//!                          hub::Topics: the request's topics, one cursor for all
 //! ```
 //!
 //! # Example
@@ -61,6 +62,7 @@
 //! | `connection` | yes | [`connection`]: a write-stall deadline and forced close for each connection |
 //! | `serve` | yes | [`serve`]: hyper's server with deadlines, limits and a shutdown that always finishes |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
+//! | `nats` | no | `hub::NatsHub` and `auth_ticket::NatsTicketStore`: the NATS JetStream backbone |
 //! | `metrics` | no | metrics through the `metrics` facade (see [`observe`]) |
 //!
 //! ```toml

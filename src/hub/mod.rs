@@ -120,7 +120,7 @@ pub use self::redis::{
 };
 pub use crate::cursor::Cursor;
 pub(crate) use contract::{
-    new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason, EPOCH_LEN,
+    new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason,
 };
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{

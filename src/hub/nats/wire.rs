@@ -47,7 +47,7 @@ pub(super) fn epoch(created_unix_nanos: i128) -> String {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (0..crate::hub::EPOCH_LEN)
+    (0..crate::hub::contract::EPOCH_LEN)
         .map(|_| {
             let c = ALPHABET[(hash % 62) as usize] as char;
             hash /= 62;
