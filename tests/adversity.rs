@@ -56,6 +56,7 @@ struct Settings {
     ws: WsLayer,
     heartbeat: Duration,
     grace: Duration,
+    http1_only: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +66,7 @@ impl Default for Settings {
             ws: WsLayer::new().stall_timeout(Duration::from_secs(60)),
             heartbeat: Duration::from_secs(60),
             grace: Duration::from_secs(10),
+            http1_only: false,
         }
     }
 }
@@ -88,6 +90,7 @@ async fn rig(settings: Settings) -> Rig {
         Server::new(&drain)
             .stall_timeout(settings.server_stall)
             .grace(settings.grace)
+            .http1_only(settings.http1_only)
             .run(listener, endpoint, async {
                 let _ = stopped.await;
             }),
@@ -374,9 +377,101 @@ async fn pong_deadline_holds_while_a_write_is_blocked() {
 /// within grace + close timeout with nothing left open, and the poll got its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_despite_stalled_clients() {
+    shutdown_with_stalled_clients(false).await;
+}
+
+/// The same with HTTP/1.1-only connections, which stop through their own path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_despite_stalled_clients_http1_only() {
+    shutdown_with_stalled_clients(true).await;
+}
+
+/// `Server::http1_only`: SSE, long-poll and WebSocket upgrades are served; HTTP/2 is not.
+#[tokio::test]
+async fn http1_only_serves_upgrades_but_not_http2() {
+    let rig = rig(Settings {
+        http1_only: true,
+        ..Settings::default()
+    })
+    .await;
+    let addr = rig.addr;
+    let res = within(h1().request(sse_request(addr, "/", None)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let (ws, res) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    drop(ws);
+    let h2 = within(h2().request(get(addr, "/").body(Empty::<Bytes>::new()).unwrap())).await;
+    assert!(h2.is_err(), "no HTTP/2 on an HTTP/1.1-only server: {h2:?}");
+    // And the default server does speak HTTP/2 (so the assertion above can fail).
+    let both = rig_default_h2().await;
+    assert!(both, "the default server answers HTTP/2");
+}
+
+/// An idle keep-alive connection is closed at once by the shutdown (gracefully: it has no
+/// request in flight), so a server with no streams returns long before the grace period.
+async fn idle_connection_closes_at_shutdown(http1_only: bool) {
+    let grace = Duration::from_secs(5);
+    let mut rig = rig(Settings {
+        grace,
+        http1_only,
+        ..Settings::default()
+    })
+    .await;
+    let mut tcp = TcpStream::connect(rig.addr).await.unwrap();
+    tcp.write_all(b"GET /?lastEventId= HTTP/1.1\r\nhost: x\r\naccept: application/json\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within(tcp.read(&mut buf)).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let started = Instant::now();
+    rig.stop.take().unwrap().send(()).unwrap();
+    within(&mut rig.server).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown took {took:?} (grace {grace:?})"
+    );
+    assert_eq!(
+        within(tcp.read(&mut buf)).await.unwrap(),
+        0,
+        "the connection was closed"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_close_at_once_on_shutdown() {
+    idle_connection_closes_at_shutdown(false).await;
+}
+
+#[tokio::test]
+async fn idle_connections_close_at_once_on_shutdown_http1_only() {
+    idle_connection_closes_at_shutdown(true).await;
+}
+
+async fn rig_default_h2() -> bool {
+    let rig = rig(Settings::default()).await;
+    let req = get(rig.addr, "/?lastEventId=")
+        .header("accept", "application/json")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    within(h2().request(req)).await.is_ok()
+}
+
+async fn shutdown_with_stalled_clients(http1_only: bool) {
     let grace = Duration::from_secs(1);
     let mut rig = rig(Settings {
         grace,
+        http1_only,
         ..Settings::default()
     })
     .await;
