@@ -26,6 +26,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether a backbone is known to be unreachable: set by an operation that found it so,
+/// cleared by the next answer, logged when it changes.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    /// Notes an operation's outcome (`unavailable`: it could not reach the backbone).
+    pub(crate) fn record(&self, unavailable: bool, backbone: &str, prefix: &str) {
+        use std::sync::atomic::Ordering;
+        if self.down.swap(unavailable, Ordering::Relaxed) != unavailable {
+            if unavailable {
+                tracing::warn!(prefix, backbone, "hub: the backbone is unreachable");
+            } else {
+                tracing::info!(prefix, backbone, "hub: the backbone answers again");
+            }
+        }
+    }
+
+    /// Whether the last operation found the backbone unreachable.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A shared backbone, as the common machinery sees it.
 pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
     /// A position in a topic, ordered as the backbone orders them.

@@ -11,10 +11,7 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -88,7 +85,7 @@ pub(super) struct Inner {
     pub(super) stream: Mutex<(stream::Stream, Arc<str>)>,
     /// The last sequence published per topic (the next message's `Tp-Prev`).
     pub(super) last: Mutex<HashMap<String, u64>>,
-    pub(super) down: AtomicBool,
+    pub(super) health: backbone::Health,
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
     /// One publish at a time per topic in this process (striped).
     pub(super) publishing: Box<[tokio::sync::Mutex<()>]>,
@@ -210,7 +207,7 @@ impl NatsHubBuilder {
                 timeout: self.timeout,
                 stream: Mutex::new((stream, epoch)),
                 last: Mutex::new(HashMap::new()),
-                down: AtomicBool::new(false),
+                health: backbone::Health::default(),
                 readers: Mutex::new(HashMap::new()),
                 publishing: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
                 checked: tokio::sync::Mutex::new(std::time::Instant::now()),
@@ -338,18 +335,14 @@ impl NatsHub {
     /// Notes an operation's outcome: NATS is down after an unavailable error, up after any
     /// answer.
     pub(crate) fn record(&self, error: Option<&NatsHubError>) {
-        let down = error.is_some_and(NatsHubError::is_unavailable);
-        if self.inner.down.swap(down, Ordering::Relaxed) != down {
-            if down {
-                tracing::warn!(prefix = %self.inner.prefix, "nats hub: NATS is unreachable");
-            } else {
-                tracing::info!(prefix = %self.inner.prefix, "nats hub: NATS answers again");
-            }
-        }
+        let unavailable = error.is_some_and(NatsHubError::is_unavailable);
+        self.inner
+            .health
+            .record(unavailable, "nats", &self.inner.prefix);
     }
 
     pub(super) fn is_down(&self) -> bool {
-        self.inner.down.load(Ordering::Relaxed)
+        self.inner.health.is_down()
     }
 }
 

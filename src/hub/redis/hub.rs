@@ -21,7 +21,7 @@ use crate::{
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{Arc, Mutex},
 };
 
 impl Backbone for RedisHub {
@@ -100,7 +100,7 @@ impl Hub for RedisHub {
     }
 
     fn available(&self) -> Result<(), RedisHubError> {
-        if self.inner.down.load(Ordering::Relaxed) {
+        if self.inner.health.is_down() {
             Err(RedisHubError {
                 kind: ErrorKind::Down,
             })

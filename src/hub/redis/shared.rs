@@ -12,10 +12,7 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -79,7 +76,7 @@ pub(super) struct Inner {
     /// How long one operation may wait on Redis.
     pub(super) timeout: Duration,
     /// Set when an operation found Redis unreachable, cleared by the next success.
-    pub(super) down: AtomicBool,
+    pub(super) health: backbone::Health,
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
     pub(super) ensure: Script,
     pub(super) publish: Script,
@@ -175,7 +172,7 @@ impl RedisHubBuilder {
                 block: self.block,
                 idle: self.idle,
                 timeout: self.timeout,
-                down: AtomicBool::new(false),
+                health: backbone::Health::default(),
                 readers: Mutex::new(HashMap::new()),
                 ensure: Script::new(ENSURE),
                 publish: Script::new(PUBLISH),
@@ -229,14 +226,10 @@ impl RedisHub {
     /// Notes an operation's outcome: Redis is down after an unavailable error, up after any
     /// answer.
     pub(super) fn record(&self, error: Option<&RedisHubError>) {
-        let down = error.is_some_and(RedisHubError::is_unavailable);
-        if self.inner.down.swap(down, Ordering::Relaxed) != down {
-            if down {
-                tracing::warn!(prefix = %self.inner.prefix, "redis hub: Redis is unreachable");
-            } else {
-                tracing::info!(prefix = %self.inner.prefix, "redis hub: Redis answers again");
-            }
-        }
+        let unavailable = error.is_some_and(RedisHubError::is_unavailable);
+        self.inner
+            .health
+            .record(unavailable, "redis", &self.inner.prefix);
     }
 
     /// A connection to the same Redis, shared with the hub (for the
