@@ -25,9 +25,9 @@ use tokio_tungstenite::tungstenite;
 use tower::Layer as _;
 use tower_push::{
     auth_ticket::NatsTicketStore,
-    hub::{Hub, NatsHub, Subscribe},
+    hub::{Hub, NatsHub, NatsHubError, Subscribe},
     negotiate::NegotiateLayer,
-    Event, Push, PushStreamExt as _,
+    Event, Push,
 };
 
 fn nats_url() -> String {
@@ -252,6 +252,8 @@ struct OwnNats {
     port: u16,
     dir: std::path::PathBuf,
     child: Option<Child>,
+    /// Whether a restart starts from an empty store.
+    wipe_on_restart: bool,
 }
 
 impl OwnNats {
@@ -267,6 +269,7 @@ impl OwnNats {
             port,
             dir,
             child: None,
+            wipe_on_restart: false,
         };
         nats.spawn();
         nats
@@ -325,100 +328,36 @@ impl Drop for OwnNats {
     }
 }
 
-async fn publish_retrying(hub: &NatsHub, data: String) {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if hub
-                .publish("room", Event::new().data(data.clone()))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+impl instances::OwnServer for OwnNats {
+    fn stop(&mut self) {
+        OwnNats::stop(self);
+    }
+
+    fn start_again(&mut self) {
+        if self.wipe_on_restart {
+            self.wipe();
         }
-    })
-    .await
-    .expect("a publish succeeds within 30 s of NATS coming back")
+        self.spawn();
+    }
 }
 
-/// NATS restarts mid-stream: the reader restarts and subscribers lose nothing JetStream kept
-/// (or get `reset` when the store was wiped); heartbeats flow while it is down; a publish
-/// while it is down is an error to the caller, within the timeout.
+/// NATS restarts mid-stream (see `instances::restart_mid_stream`), with its store kept or
+/// wiped.
 async fn restart(wipe: bool) -> Vec<Push> {
     let mut nats = OwnNats::start();
+    nats.wipe_on_restart = wipe;
     let hub = NatsHub::builder(&nats.url(), "restart")
         .block(Duration::from_millis(200))
         .timeout(Duration::from_millis(500))
         .connect()
         .await
         .expect("own NATS answers");
-    let mut sub = Box::pin(
-        hub.subscribe("room", None)
-            .heartbeat(Duration::from_millis(100)),
-    );
-    let mut got = Vec::new();
-    let mut next = async |got: &mut Vec<Push>| {
-        let item = within(sub.next()).await.unwrap().unwrap();
-        got.push(item.clone());
-        item
+    let scenario = instances::Restart {
+        name: "NATS",
+        unavailable: |e: &NatsHubError| e.is_unavailable(),
+        recovery: Duration::from_secs(30),
     };
-    next(&mut got).await; // position
-    for i in 0..3 {
-        publish_retrying(&hub, format!("before {i}")).await;
-    }
-    while got
-        .iter()
-        .filter(|p| matches!(p, Push::Event(e) if e.get_data().is_some()))
-        .count()
-        < 3
-    {
-        next(&mut got).await;
-    }
-
-    nats.stop();
-    let publish = tokio::time::timeout(
-        Duration::from_secs(5),
-        hub.publish("room", Event::new().data("x")),
-    )
-    .await
-    .expect("publishing to a stopped NATS returns, it does not hang");
-    assert!(
-        publish.is_err_and(|e| e.is_unavailable()),
-        "publishing to a stopped NATS is an error"
-    );
-    let beats_before = got.iter().filter(|p| **p == Push::Heartbeat).count();
-    while got.iter().filter(|p| **p == Push::Heartbeat).count() < beats_before + 2 {
-        next(&mut got).await;
-    }
-    if wipe {
-        nats.wipe();
-    }
-    nats.spawn();
-    for i in 0..3 {
-        publish_retrying(&hub, format!("after {i}")).await;
-    }
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !got
-            .iter()
-            .any(|p| matches!(p, Push::Event(e) if e.get_data() == Some("after 2")))
-        {
-            next(&mut got).await;
-        }
-    })
-    .await
-    .expect("the events after the restart arrive");
-    got
-}
-
-fn datas(got: &[Push]) -> Vec<String> {
-    got.iter()
-        .filter_map(|p| match p {
-            Push::Event(e) if e.get_event() == Some("reset") => Some("<reset>".into()),
-            Push::Event(e) => e.get_data().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
+    instances::restart_mid_stream(&hub, &mut nats, scenario).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +367,7 @@ async fn restart_with_the_store_kept_loses_nothing() {
     // written it before it noticed, and then it is stored (an unknown outcome, as for any
     // request whose answer is lost). Either way, in order and once.
     assert_eq!(
-        without_x(datas(&got), 3),
+        without_x(instances::datas(&got), 3),
         ["before 0", "before 1", "before 2", "after 0", "after 1", "after 2"]
     );
 }
@@ -446,7 +385,7 @@ fn without_x(got: Vec<String>, at: usize) -> Vec<String> {
 async fn restart_with_the_store_wiped_resets_then_continues() {
     let got = restart(true).await;
     assert_eq!(
-        without_x(datas(&got), 4),
+        without_x(instances::datas(&got), 4),
         ["before 0", "before 1", "before 2", "<reset>", "after 0", "after 1", "after 2"]
     );
 }

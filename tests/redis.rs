@@ -21,13 +21,12 @@ use std::{
     time::Duration,
 };
 use support::{hub_suite, instances, *};
-use tokio_stream::StreamExt as _;
 use tower::Layer as _;
 use tower_push::{
     auth_ticket::RedisTicketStore,
-    hub::{Hub, RedisHub, Subscribe},
+    hub::{Hub, RedisHub, RedisHubError, Subscribe},
     negotiate::NegotiateLayer,
-    Event, Push, PushStreamExt as _,
+    Event, Push,
 };
 
 fn redis_url() -> String {
@@ -285,97 +284,33 @@ impl Drop for OwnRedis {
     }
 }
 
-async fn publish_retrying(hub: &RedisHub, data: String) {
-    within(async {
-        loop {
-            if hub
-                .publish("room", Event::new().data(data.clone()))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
+impl instances::OwnServer for OwnRedis {
+    fn stop(&mut self) {
+        OwnRedis::stop(self);
+    }
+
+    fn start_again(&mut self) {
+        self.spawn();
+    }
 }
 
-/// Redis restarts mid-stream: the reader reconnects and subscribers lose nothing Redis kept;
-/// heartbeats flow while it is down; a publish while it is down is an error to the caller.
+/// Redis restarts mid-stream (see `instances::restart_mid_stream`).
 async fn restart(persistent: bool) -> Vec<Push> {
     let mut redis = OwnRedis::start(persistent);
     let hub = hub_at(&redis.url(), "restart").await;
-    let mut sub = Box::pin(
-        hub.subscribe("room", None)
-            .heartbeat(Duration::from_millis(100)),
-    );
-    let mut got = Vec::new();
-    let mut next = async |got: &mut Vec<Push>| {
-        let item = within(sub.next()).await.unwrap().unwrap();
-        got.push(item.clone());
-        item
+    let scenario = instances::Restart {
+        name: "Redis",
+        unavailable: |e: &RedisHubError| e.is_unavailable(),
+        recovery: Duration::from_secs(10),
     };
-    next(&mut got).await; // position
-    for i in 0..3 {
-        publish_retrying(&hub, format!("before {i}")).await;
-    }
-    while got
-        .iter()
-        .filter(|p| matches!(p, Push::Event(e) if e.get_data().is_some()))
-        .count()
-        < 3
-    {
-        next(&mut got).await;
-    }
-
-    redis.stop();
-    let publish = tokio::time::timeout(
-        Duration::from_secs(5),
-        hub.publish("room", Event::new().data("x")),
-    )
-    .await
-    .expect("publishing to a stopped Redis returns, it does not hang");
-    assert!(
-        publish.is_err_and(|e| e.is_unavailable()),
-        "publishing to a stopped Redis is an error"
-    );
-    // Heartbeats keep flowing while Redis is down.
-    let beats_before = got.iter().filter(|p| **p == Push::Heartbeat).count();
-    while got.iter().filter(|p| **p == Push::Heartbeat).count() < beats_before + 2 {
-        next(&mut got).await;
-    }
-    redis.spawn();
-    for i in 0..3 {
-        publish_retrying(&hub, format!("after {i}")).await;
-    }
-    within(async {
-        while !got
-            .iter()
-            .any(|p| matches!(p, Push::Event(e) if e.get_data() == Some("after 2")))
-        {
-            next(&mut got).await;
-        }
-    })
-    .await;
-    got
-}
-
-fn datas(got: &[Push]) -> Vec<String> {
-    got.iter()
-        .filter_map(|p| match p {
-            Push::Event(e) if e.get_event() != Some("reset") => e.get_data().map(str::to_owned),
-            Push::Event(e) if e.get_event() == Some("reset") => Some("<reset>".into()),
-            _ => None,
-        })
-        .collect()
+    instances::restart_mid_stream(&hub, &mut redis, scenario).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_persistence_loses_nothing() {
     let got = restart(true).await;
     assert_eq!(
-        datas(&got),
+        instances::datas(&got),
         ["before 0", "before 1", "before 2", "after 0", "after 1", "after 2"]
     );
 }
@@ -384,7 +319,7 @@ async fn restart_with_persistence_loses_nothing() {
 async fn restart_without_persistence_resets_then_continues() {
     let got = restart(false).await;
     assert_eq!(
-        datas(&got),
+        instances::datas(&got),
         ["before 0", "before 1", "before 2", "<reset>", "after 0", "after 1", "after 2"]
     );
 }
@@ -481,7 +416,7 @@ async fn an_outage_fails_fast_then_recovers() {
     );
 
     redis.spawn();
-    publish_retrying(&hub, "back".into()).await;
+    instances::publish_retrying(&hub, "back".into(), Duration::from_secs(10)).await;
     assert_eq!(
         poll().await.0,
         StatusCode::OK,

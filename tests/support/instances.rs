@@ -146,3 +146,127 @@ pub async fn a_ticket_is_redeemed_once<H: Hub, St: TicketStore>(a: (H, St), b: (
     );
     assert_eq!(status(server_b).await, StatusCode::UNAUTHORIZED);
 }
+
+/// A backbone server a test owns (never the shared one): stopped and started again
+/// mid-stream.
+pub trait OwnServer {
+    /// Stops the server (its clients see the connection drop).
+    fn stop(&mut self);
+    /// Starts it again on the same port (with its data, or without, as the test set it up).
+    fn start_again(&mut self);
+}
+
+/// How a backbone's restart scenario runs: what it is called, how to tell "unreachable"
+/// from its errors, and how long it may take to answer again after it restarts.
+pub struct Restart<F> {
+    pub name: &'static str,
+    pub unavailable: F,
+    pub recovery: Duration,
+}
+
+/// Publishes `data` to "room", retrying until the backbone answers, within `recovery`.
+pub async fn publish_retrying<H: Hub>(hub: &H, data: String, recovery: Duration) {
+    tokio::time::timeout(recovery, async {
+        loop {
+            if hub
+                .publish("room", Event::new().data(data.clone()))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a publish succeeds once the backbone is back")
+}
+
+/// The backbone restarts mid-stream: the reader reconnects and subscribers lose nothing the
+/// backbone kept (or get `reset` when it lost it); heartbeats flow while it is down; a
+/// publish while it is down is an error to the caller, within 5 s. Returns what the
+/// subscriber received.
+pub async fn restart_mid_stream<H, F>(
+    hub: &H,
+    server: &mut impl OwnServer,
+    restart: Restart<F>,
+) -> Vec<tower_push::Push>
+where
+    H: Hub,
+    F: Fn(&H::Error) -> bool,
+{
+    use tower_push::{Push, PushStreamExt as _};
+    let recovery = restart.recovery;
+    let mut sub = Box::pin(
+        hub.subscribe("room", None)
+            .heartbeat(Duration::from_millis(100)),
+    );
+    let mut got = Vec::new();
+    let mut next = async |got: &mut Vec<Push>| {
+        let item = within(sub.next()).await.unwrap().unwrap();
+        got.push(item.clone());
+        item
+    };
+    next(&mut got).await; // position
+    for i in 0..3 {
+        publish_retrying(hub, format!("before {i}"), recovery).await;
+    }
+    while got
+        .iter()
+        .filter(|p| matches!(p, Push::Event(e) if e.get_data().is_some()))
+        .count()
+        < 3
+    {
+        next(&mut got).await;
+    }
+
+    server.stop();
+    let publish = tokio::time::timeout(
+        Duration::from_secs(5),
+        hub.publish("room", Event::new().data("x")),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "publishing to a stopped {} returns, it does not hang",
+            restart.name
+        )
+    });
+    assert!(
+        publish.is_err_and(|e| (restart.unavailable)(&e)),
+        "publishing to a stopped {} is an error",
+        restart.name
+    );
+    // Heartbeats keep flowing while the backbone is down.
+    let beats_before = got.iter().filter(|p| **p == Push::Heartbeat).count();
+    while got.iter().filter(|p| **p == Push::Heartbeat).count() < beats_before + 2 {
+        next(&mut got).await;
+    }
+    server.start_again();
+    for i in 0..3 {
+        publish_retrying(hub, format!("after {i}"), recovery).await;
+    }
+    tokio::time::timeout(recovery, async {
+        while !got
+            .iter()
+            .any(|p| matches!(p, Push::Event(e) if e.get_data() == Some("after 2")))
+        {
+            next(&mut got).await;
+        }
+    })
+    .await
+    .expect("the events after the restart arrive");
+    got
+}
+
+/// The data of what a subscriber received, `<reset>` for a reset.
+pub fn datas(got: &[tower_push::Push]) -> Vec<String> {
+    use tower_push::Push;
+    got.iter()
+        .filter_map(|p| match p {
+            Push::Event(e) if e.get_event() == Some("reset") => Some("<reset>".into()),
+            Push::Event(e) => e.get_data().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
