@@ -76,7 +76,7 @@ fn app<H: Hub>(hub: H, drain: &Drain) -> Router {
     let sse = ServiceBuilder::new()
         .layer(SseLayer::new())
         .layer(drain.layer())
-        .layer(heartbeat.clone())
+        .layer(heartbeat)
         .service(subscribe.clone());
     let ws = ServiceBuilder::new()
         .layer(WsLayer::new())

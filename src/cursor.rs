@@ -40,6 +40,33 @@ impl Cursor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `{epoch}-{offset}`, allocated once at its exact size (every event and subscription
+    /// makes one).
+    pub(crate) fn join(epoch: &str, offset: u64) -> Self {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = offset;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut s = String::with_capacity(epoch.len() + 1 + digits.len() - at);
+        s.push_str(epoch);
+        s.push('-');
+        // ASCII digits only.
+        s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+        Self::new(s)
+    }
+
+    /// The cursor string, without copying it.
+    pub(crate) fn into_boxed_str(self) -> Box<str> {
+        self.0
+    }
 }
 
 impl fmt::Debug for Cursor {
@@ -140,7 +167,9 @@ impl ReadCursor {
     }
 
     fn read<B>(&self, req: &Request<B>) -> Result<Option<LastEventId>, Reject> {
-        if let Some(value) = req.headers().get(LAST_EVENT_ID) {
+        // A `HeaderName` constant: looked up without parsing the name on every request.
+        static NAME: http::HeaderName = http::HeaderName::from_static(LAST_EVENT_ID);
+        if let Some(value) = req.headers().get(&NAME) {
             return self.check(value.as_bytes().to_vec(), "Last-Event-ID header");
         }
         let Some(query) = req.uri().query() else {
@@ -206,6 +235,19 @@ mod tests {
 
     fn get(uri: &str) -> http::request::Builder {
         Request::get(uri)
+    }
+
+    #[test]
+    fn join_writes_epoch_dash_offset_at_exact_size() {
+        for (offset, text) in [
+            (0, "k3Xq9Z-0"),
+            (42, "k3Xq9Z-42"),
+            (u64::MAX, "k3Xq9Z-18446744073709551615"),
+        ] {
+            let cursor = Cursor::join("k3Xq9Z", offset);
+            assert_eq!(cursor.as_str(), text);
+            assert_eq!(cursor.into_boxed_str().len(), text.len());
+        }
     }
 
     #[test]

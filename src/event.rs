@@ -124,6 +124,18 @@ impl Event {
         Self::default()
     }
 
+    /// An id-only event from a hub's cursor (its characters are checked by [`Cursor::new`]),
+    /// taking the cursor's string as it is.
+    #[cfg(feature = "hub")]
+    pub(crate) fn cursor_only(cursor: crate::cursor::Cursor) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                id: Some(cursor.into_boxed_str()),
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// Marks the event as published now (hubs call this; it does not change the event).
     #[cfg(feature = "hub")]
     pub(crate) fn stamped(mut self) -> Self {

@@ -8,7 +8,6 @@ use futures_core::Stream;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::{
-    collections::VecDeque,
     convert::Infallible,
     fmt,
     pin::Pin,
@@ -39,8 +38,8 @@ pin_project! {
             done: bool,
             connection: Connection,
         },
-        Chunks {
-            chunks: VecDeque<Bytes>,
+        Full {
+            data: Option<Bytes>,
         },
     }
 }
@@ -64,13 +63,6 @@ impl<St> PushBody<St> {
         }
     }
 
-    #[cfg(feature = "long-poll")]
-    pub(crate) fn chunks(chunks: VecDeque<Bytes>) -> Self {
-        Self {
-            kind: Kind::Chunks { chunks },
-        }
-    }
-
     /// The answer for an inner service's error (a `Reject`'s status, else a logged `500`).
     #[cfg(any(feature = "sse", feature = "ws"))]
     pub(crate) fn inner_error(error: BoxError) -> http::Response<Self> {
@@ -87,12 +79,10 @@ impl<St> PushBody<St> {
     }
 
     pub(crate) fn full(bytes: Bytes) -> Self {
-        let mut chunks = VecDeque::with_capacity(1);
-        if !bytes.is_empty() {
-            chunks.push_back(bytes);
-        }
         Self {
-            kind: Kind::Chunks { chunks },
+            kind: Kind::Full {
+                data: (!bytes.is_empty()).then_some(bytes),
+            },
         }
     }
 }
@@ -105,9 +95,9 @@ impl<St> fmt::Debug for PushBody<St> {
                 .field("stream", &std::any::type_name::<St>())
                 .field("done", done)
                 .finish(),
-            Kind::Chunks { chunks } => f
-                .debug_struct("PushBody::Chunks")
-                .field("len", &chunks.iter().map(Bytes::len).sum::<usize>())
+            Kind::Full { data } => f
+                .debug_struct("PushBody::Full")
+                .field("len", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
         }
     }
@@ -126,9 +116,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.project().kind.project() {
-            KindProj::Chunks { chunks } => {
-                Poll::Ready(chunks.pop_front().map(|c| Ok(Frame::data(c))))
-            }
+            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Stream {
                 stream,
                 head,
@@ -192,15 +180,15 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Chunks { chunks } => chunks.is_empty(),
+            Kind::Full { data } => data.is_none(),
             Kind::Stream { head, done, .. } => *done && head.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Chunks { chunks } => {
-                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Kind::Stream { .. } => SizeHint::default(),
         }

@@ -129,8 +129,6 @@ pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
 }
 
 /// The position event: an id-only event.
-pub(crate) fn position_event(cursor: &Cursor) -> Event {
-    Event::new()
-        .id(cursor.as_str())
-        .expect("cursors hold no line breaks")
+pub(crate) fn position_event(cursor: Cursor) -> Event {
+    Event::cursor_only(cursor)
 }

@@ -5,14 +5,13 @@ use crate::{
     json::json_string,
     observe::Connection,
     push::{IntoPush, Push},
-    rejection,
+    rejection, Event,
 };
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use std::{
-    collections::VecDeque,
     convert::Infallible,
     fmt,
     future::Future,
@@ -39,6 +38,9 @@ pin_project! {
     }
 }
 
+/// Room for `{"events":[`, `],"cursor":`, a cursor and `}` beside the first event.
+const ANSWER_FRAMING: usize = 64;
+
 /// The events taken so far and the limits of this poll.
 struct Batch {
     deadline: Instant,
@@ -46,11 +48,14 @@ struct Batch {
     max_bytes: usize,
     /// Whether the poll came with a cursor.
     had_cursor: bool,
-    /// The latest cursor: the request's, then the id of each event seen.
+    /// The request's cursor.
     cursor: Option<String>,
-    /// Whether the stream told a cursor (an id, on any event).
-    learned_cursor: bool,
-    events: Vec<Bytes>,
+    /// The last event that told a cursor (an id): the answer's cursor, else the request's.
+    learned: Option<Event>,
+    /// The answer's body so far: `{"events":[` and the events' JSON, comma-separated.
+    body: BytesMut,
+    /// How many events, and the bytes of their JSON.
+    events: usize,
     bytes: usize,
     failed: bool,
     shutdown: bool,
@@ -67,8 +72,9 @@ impl<F, St> ResponseFuture<F, St> {
             max_bytes: config.max_bytes,
             had_cursor: cursor.is_some(),
             cursor,
-            learned_cursor: false,
-            events: Vec::new(),
+            learned: None,
+            body: BytesMut::new(),
+            events: 0,
             bytes: 0,
             failed: false,
             shutdown: false,
@@ -170,20 +176,30 @@ impl Batch {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match item.into_push() {
                     Ok(Push::Event(event)) => {
-                        if let Some(id) = event.get_id() {
-                            self.cursor = Some(id.to_owned());
-                            self.learned_cursor = true;
+                        let cursor_only = event.is_cursor_only();
+                        if !cursor_only {
+                            let json = event.to_json();
+                            if let Some(connection) = &mut self.connection {
+                                connection.delivered(&event, json.len());
+                            }
+                            // One buffer for the whole answer: the events' JSON is copied
+                            // once, instead of a list of pieces, a list of chunks and a tail.
+                            if self.events == 0 {
+                                self.body.reserve(ANSWER_FRAMING + json.len());
+                                self.body.extend_from_slice(b"{\"events\":[");
+                            } else {
+                                self.body.extend_from_slice(b",");
+                            }
+                            self.body.extend_from_slice(&json);
+                            self.bytes += json.len();
+                            self.events += 1;
                         }
-                        if event.is_cursor_only() {
-                            continue;
+                        if event.get_id().is_some() {
+                            self.learned = Some(event);
                         }
-                        let json = event.to_json();
-                        if let Some(connection) = &mut self.connection {
-                            connection.delivered(&event, json.len());
-                        }
-                        self.bytes += json.len();
-                        self.events.push(json);
-                        if self.events.len() >= self.max_events || self.bytes >= self.max_bytes {
+                        if !cursor_only
+                            && (self.events >= self.max_events || self.bytes >= self.max_bytes)
+                        {
                             return Poll::Ready(());
                         }
                     }
@@ -202,7 +218,7 @@ impl Batch {
                 },
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => {
-                    if !self.events.is_empty() || (!self.had_cursor && self.learned_cursor) {
+                    if self.events > 0 || (!self.had_cursor && self.learned.is_some()) {
                         return Poll::Ready(());
                     }
                     return sleep.poll(cx);
@@ -219,50 +235,48 @@ impl Batch {
                 "error"
             } else if self.shutdown {
                 "drain"
-            } else if self.events.is_empty() && self.had_cursor && Instant::now() >= self.deadline {
+            } else if self.events == 0 && self.had_cursor && Instant::now() >= self.deadline {
                 "timeout"
             } else {
                 "answered"
             });
         }
-        if self.failed && self.events.is_empty() {
+        if self.failed && self.events == 0 {
             let res = rejection::text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Bytes::from_static(b"push stream failed"),
             );
             return res.map(PushBody::full);
         }
-        let events = std::mem::take(&mut self.events);
-        let mut chunks = VecDeque::with_capacity(events.len() * 2 + 2);
-        chunks.push_back(Bytes::from_static(b"{\"events\":["));
-        for (i, event) in events.into_iter().enumerate() {
-            if i > 0 {
-                chunks.push_back(Bytes::from_static(b","));
-            }
-            // Each event's JSON is its shared encoding: no per-poll re-encoding.
-            chunks.push_back(event);
+        let mut body = std::mem::take(&mut self.body);
+        let cursor = match &self.learned {
+            Some(event) => event.get_id(),
+            None => self.cursor.as_deref(),
+        };
+        if self.events == 0 {
+            body.reserve(ANSWER_FRAMING + cursor.map_or(0, str::len));
+            body.extend_from_slice(b"{\"events\":[");
         }
-        let mut tail = BytesMut::with_capacity(16 + self.cursor.as_ref().map_or(4, String::len));
-        tail.extend_from_slice(b"],\"cursor\":");
-        match &self.cursor {
-            Some(cursor) => json_string(&mut tail, cursor),
-            None => tail.extend_from_slice(b"null"),
+        body.extend_from_slice(b"],\"cursor\":");
+        match cursor {
+            Some(cursor) => json_string(&mut body, cursor),
+            None => body.extend_from_slice(b"null"),
         }
-        tail.extend_from_slice(b"}");
+        body.extend_from_slice(b"}");
         if let Some(connection) = &mut connection {
             // The framing around the events' JSON (counted as they were taken).
-            connection
-                .wrote(chunks.iter().map(Bytes::len).sum::<usize>() - self.bytes + tail.len());
+            connection.wrote(body.len() - self.bytes);
         }
-        chunks.push_back(tail.freeze());
 
-        let mut res = Response::new(PushBody::chunks(chunks));
-        let headers = res.headers_mut();
+        let mut res = Response::new(PushBody::full(body.freeze()));
+        // Sized for its two headers: one allocation, no growth.
+        let mut headers = HeaderMap::with_capacity(2);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        *res.headers_mut() = headers;
         res
     }
 }

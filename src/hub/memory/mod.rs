@@ -136,7 +136,7 @@ pub struct TopicStats {
 }
 
 fn cursor(epoch: &str, offset: u64) -> Cursor {
-    Cursor::new(format!("{epoch}-{offset}"))
+    Cursor::join(epoch, offset)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -405,21 +405,31 @@ impl Hub for MemoryHub {
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
         let rx = topic.tx.subscribe();
         let topic = topic.clone();
-        let mut pending = Box::<VecDeque<Event>>::default();
-        match self.resume_point(from, &state) {
+        let (head, pending) = match self.resume_point(from, &state) {
             Ok(after) => {
-                pending.push_back(position_event(&self.cursor(after)));
                 let skip = (after + 1 - state.oldest()) as usize;
-                pending.extend(state.ring.iter().skip(skip).map(|e| e.event.clone()));
+                // Replayed history, if any (a poll or reconnect that kept up has none).
+                let replay = (skip < state.ring.len()).then(|| {
+                    Box::new(
+                        state
+                            .ring
+                            .iter()
+                            .skip(skip)
+                            .map(|e| e.event.clone())
+                            .collect(),
+                    )
+                });
+                (position_event(self.cursor(after)), replay)
             }
-            Err(reason) => pending.push_back(reset_event(reason, &self.cursor(state.last()))),
-        }
+            Err(reason) => (reset_event(reason, &self.cursor(state.last())), None),
+        };
         let next = state.next;
         drop(state);
         MemorySubscription {
             rx: LiveReceiver::new(rx),
             next,
-            pending: Some(pending),
+            head: Some(head),
+            pending,
             topic,
         }
     }
@@ -432,7 +442,9 @@ pub struct MemorySubscription {
     rx: LiveReceiver<Entry>,
     /// The offset of the next live event to deliver.
     next: u64,
-    /// Position or reset event, replayed history, or a catch-up after lagging; boxed because
+    /// The position or reset event, first.
+    head: Option<Event>,
+    /// Replayed history, or a catch-up after lagging (or its reset); boxed because
     /// it is empty (`None`) nearly always.
     #[allow(clippy::box_collection)] // 8 bytes instead of 32 on the hot struct
     pending: Option<Box<VecDeque<Event>>>,
@@ -470,6 +482,9 @@ impl Stream for MemorySubscription {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = &mut *self;
+        if let Some(head) = this.head.take() {
+            return Poll::Ready(Some(head));
+        }
         loop {
             if let Some(pending) = &mut this.pending {
                 match pending.pop_front() {

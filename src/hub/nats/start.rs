@@ -52,7 +52,7 @@ pub(super) async fn try_start(
     };
     let Some(from) = from else {
         return Ok(Start {
-            items: VecDeque::from([position_event(&wire::cursor(&here.epoch, here.last))]),
+            items: VecDeque::from([position_event(wire::cursor(&here.epoch, here.last))]),
             epoch: here.epoch.clone(),
             last: here.last,
         });
@@ -69,7 +69,7 @@ pub(super) async fn try_start(
     }
     let mut items = VecDeque::new();
     if phase == Phase::Subscribe {
-        items.push_back(position_event(&wire::cursor(epoch, after)));
+        items.push_back(position_event(wire::cursor(epoch, after)));
     }
     // Replay (after, here.last], one direct get per message. The first one proves nothing
     // was deleted in between: its previous message is at or before the cursor.

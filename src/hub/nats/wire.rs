@@ -57,7 +57,7 @@ pub(super) fn epoch(created_unix_nanos: i128) -> String {
 }
 
 pub(super) fn cursor(epoch: &str, seq: u64) -> Cursor {
-    Cursor::new(format!("{epoch}-{seq}"))
+    Cursor::join(epoch, seq)
 }
 
 /// `(epoch, sequence)` of a cursor.

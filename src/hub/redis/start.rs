@@ -26,7 +26,7 @@ pub(super) async fn try_start(
     };
     let Some(from) = from else {
         return Ok(Start {
-            items: VecDeque::from([position_event(&cursor(&here.epoch, here.last))]),
+            items: VecDeque::from([position_event(cursor(&here.epoch, here.last))]),
             epoch: here.epoch.clone(),
             last: here.last,
         });
@@ -51,7 +51,7 @@ pub(super) async fn try_start(
     }
     let mut items = VecDeque::new();
     if phase == Phase::Subscribe {
-        items.push_back(position_event(&cursor(epoch, id)));
+        items.push_back(position_event(cursor(epoch, id)));
     }
     // Replay (id, here.last] in pages.
     let mut after = id;
