@@ -3,6 +3,8 @@
 //! (a) `encode_and_poll`: build N events and drain them through the response body
 //!     (small data and 1 KiB data).
 //! (b) `fan_out`: one event sent into 10,000 response bodies (one per connection).
+//! (c) `heartbeat_15s`: N events through a body with a 15 s idle heartbeat (tower-push's
+//!     `heartbeat`, axum's `KeepAlive`) and, for reference, tower-push without one.
 //!
 //! Run with `cargo bench --bench sse`.
 #![allow(missing_docs)]
@@ -50,7 +52,8 @@ fn now<F: std::future::Future>(f: F) -> F::Output {
 
 fn tower_push_body<St>(stream: St) -> tower_push::body::PushBody<St>
 where
-    St: futures_core::Stream<Item = tower_push::Event>,
+    St: futures_core::Stream,
+    St::Item: tower_push::IntoPush,
 {
     let mut stream = Some(stream);
     let svc = tower_push::sse::Sse::new(service_fn(move |_req: http::Request<()>| {
@@ -149,5 +152,56 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode_and_poll, fan_out);
+fn heartbeat(c: &mut Criterion) {
+    use tower_push::PushStreamExt as _;
+    let every = std::time::Duration::from_secs(15);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _timers = rt.enter();
+    let mut group = c.benchmark_group("sse/heartbeat_15s");
+    group.throughput(Throughput::Elements(N as u64));
+    let events: Vec<_> = (0..N)
+        .map(|i| {
+            tower_push::Event::new()
+                .id(i.to_string())
+                .unwrap()
+                .data("x")
+        })
+        .collect();
+    for event in &events {
+        // Encoded once, as a hub's events are before fan-out.
+        black_box(event.to_sse());
+    }
+    group.bench_function("tower-push, no heartbeat", |b| {
+        b.iter(|| black_box(drain(tower_push_body(tokio_stream::iter(events.clone())))))
+    });
+    group.bench_function("tower-push", |b| {
+        b.iter(|| {
+            let stream = tokio_stream::iter(events.clone()).heartbeat(every);
+            black_box(drain(tower_push_body(stream)))
+        })
+    });
+    let axum_events: Vec<_> = (0..N)
+        .map(|i| {
+            Ok::<_, Infallible>(
+                axum::response::sse::Event::default()
+                    .id(i.to_string())
+                    .data("x"),
+            )
+        })
+        .collect();
+    group.bench_function("axum KeepAlive", |b| {
+        b.iter(|| {
+            use axum::response::IntoResponse as _;
+            let sse = axum::response::Sse::new(tokio_stream::iter(axum_events.clone()))
+                .keep_alive(axum::response::sse::KeepAlive::new().interval(every));
+            black_box(drain(sse.into_response().into_body()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode_and_poll, fan_out, heartbeat);
 criterion_main!(benches);
