@@ -124,13 +124,13 @@ impl Event {
         Self::default()
     }
 
-    /// An id-only event from a hub's cursor (its characters are checked by [`Cursor::new`]),
-    /// taking the cursor's string as it is.
+    /// An id-only event from a hub's cursor string (its characters are checked by
+    /// `Cursor::new`), taking the string as it is.
     #[cfg(feature = "hub")]
-    pub(crate) fn cursor_only(cursor: crate::cursor::Cursor) -> Self {
+    pub(crate) fn cursor_only(cursor: Box<str>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                id: Some(cursor.into_boxed_str()),
+                id: Some(cursor),
                 ..Inner::default()
             }),
         }

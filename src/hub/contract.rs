@@ -130,5 +130,5 @@ pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
 
 /// The position event: an id-only event.
 pub(crate) fn position_event(cursor: Cursor) -> Event {
-    Event::cursor_only(cursor)
+    Event::cursor_only(cursor.into_boxed_str())
 }

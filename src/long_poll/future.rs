@@ -2,10 +2,11 @@ use super::service::Config;
 use crate::{
     body::PushBody,
     error::BoxError,
+    event::Event,
     json::json_string,
     observe::Connection,
     push::{IntoPush, Push},
-    rejection, Event,
+    rejection,
 };
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
