@@ -43,6 +43,7 @@ impl Cursor {
 
     /// `{epoch}-{offset}`, allocated once at its exact size (every event and subscription
     /// makes one).
+    #[cfg(feature = "hub")]
     pub(crate) fn join(epoch: &str, offset: u64) -> Self {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
@@ -64,6 +65,7 @@ impl Cursor {
     }
 
     /// The cursor string, without copying it.
+    #[cfg(feature = "hub")]
     pub(crate) fn into_boxed_str(self) -> Box<str> {
         self.0
     }
@@ -237,6 +239,7 @@ mod tests {
         Request::get(uri)
     }
 
+    #[cfg(feature = "hub")]
     #[test]
     fn join_writes_epoch_dash_offset_at_exact_size() {
         for (offset, text) in [
