@@ -346,3 +346,63 @@ async fn long_poll_works_over_http2() {
     let batch = within(held).await.unwrap();
     assert_eq!(batch.events[0].data.as_deref(), Some("over h2"));
 }
+
+fn datas(batch: &Batch) -> Vec<&str> {
+    batch
+        .events
+        .iter()
+        .map(|e| e.data.as_deref().unwrap_or_default())
+        .collect()
+}
+
+/// Holds a poll after `cursor` on `addr`, waits until it is held, then publishes `first`.
+async fn held_poll_then(
+    hub: &MemoryHub,
+    addr: SocketAddr,
+    first: &str,
+) -> tokio::task::JoinHandle<Batch> {
+    let cursor = hub.publish_now("room", msg("before"));
+    let held = tokio::spawn(async move { poll(&h1(), addr, Some(cursor.as_str())).await });
+    wait_for_subscribers(hub, 1).await;
+    hub.publish_now("room", msg(first));
+    held
+}
+
+#[tokio::test]
+async fn a_linger_waits_for_the_events_that_follow_the_first() {
+    let hub = MemoryHub::new();
+    let linger = LongPollLayer::new().linger(Duration::from_secs(1));
+    let held = held_poll_then(&hub, app_with(&hub, linger).await, "a").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the answer waits out the linger");
+    hub.publish_now("room", msg("b"));
+    let batch = within(held).await.unwrap();
+    assert_eq!(datas(&batch), ["a", "b"]);
+
+    // Without a linger, the first event is answered alone.
+    let hub = MemoryHub::new();
+    let held = held_poll_then(&hub, app(&hub).await, "a").await;
+    let batch = within(held).await.unwrap();
+    assert_eq!(datas(&batch), ["a"]);
+}
+
+#[tokio::test]
+async fn a_full_batch_or_the_hold_timeout_ends_a_linger() {
+    // A 30 s linger: `within` (10 s) proves that neither answer waited for it.
+    let hub = MemoryHub::new();
+    let full = LongPollLayer::new()
+        .linger(Duration::from_secs(30))
+        .max_events(2);
+    let held = held_poll_then(&hub, app_with(&hub, full).await, "a").await;
+    hub.publish_now("room", msg("b"));
+    let batch = within(held).await.unwrap();
+    assert_eq!(datas(&batch), ["a", "b"]);
+
+    let hub = MemoryHub::new();
+    let short_hold = LongPollLayer::new()
+        .linger(Duration::from_secs(30))
+        .timeout(Duration::from_millis(500));
+    let held = held_poll_then(&hub, app_with(&hub, short_hold).await, "a").await;
+    let batch = within(held).await.unwrap();
+    assert_eq!(datas(&batch), ["a"]);
+}

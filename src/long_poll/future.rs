@@ -45,6 +45,9 @@ const ANSWER_FRAMING: usize = 64;
 /// The events taken so far and the limits of this poll.
 struct Batch {
     deadline: Instant,
+    /// How long to wait for more after the first event, and whether that wait has begun.
+    linger: std::time::Duration,
+    lingering: bool,
     max_events: usize,
     max_bytes: usize,
     /// Whether the poll came with a cursor.
@@ -69,6 +72,8 @@ impl<F, St> ResponseFuture<F, St> {
     pub(crate) fn new(future: F, config: &Config, cursor: Option<String>, span: Span) -> Self {
         let batch = Batch {
             deadline: Instant::now() + config.timeout,
+            linger: config.linger,
+            lingering: false,
             max_events: config.max_events,
             max_bytes: config.max_bytes,
             had_cursor: cursor.is_some(),
@@ -166,7 +171,7 @@ impl Batch {
     fn collect<St>(
         &mut self,
         mut stream: Pin<&mut St>,
-        sleep: Pin<&mut Sleep>,
+        mut sleep: Pin<&mut Sleep>,
         cx: &mut Context<'_>,
     ) -> Poll<()>
     where
@@ -219,8 +224,23 @@ impl Batch {
                 },
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => {
-                    if self.events > 0 || (!self.had_cursor && self.learned.is_some()) {
+                    if self.events == 0 {
+                        if !self.had_cursor && self.learned.is_some() {
+                            return Poll::Ready(());
+                        }
+                        return sleep.poll(cx);
+                    }
+                    if self.linger.is_zero() {
                         return Poll::Ready(());
+                    }
+                    if !self.lingering {
+                        // The hold timeout no longer matters: answer at the end of the linger,
+                        // or at the hold timeout if that comes first.
+                        self.lingering = true;
+                        let until = Instant::now() + self.linger;
+                        if until < self.deadline {
+                            sleep.as_mut().reset(until);
+                        }
                     }
                     return sleep.poll(cx);
                 }

@@ -11,7 +11,9 @@
 //! 2. waits for the first event, or for the hold timeout (default 25 s, under the 60 s idle
 //!    timeouts of common proxies);
 //! 3. takes every event that is immediately ready, up to a cap of 100 events or 64 KiB of
-//!    JSON (the event that crosses the byte cap is included, so nothing is dropped);
+//!    JSON (the event that crosses the byte cap is included, so nothing is dropped), or with
+//!    a [`linger`](LongPollLayer::linger), every event that comes within the linger after the
+//!    first;
 //! 4. answers and drops the stream.
 //!
 //! No state is kept between polls, so any instance can answer any poll (no sticky sessions).

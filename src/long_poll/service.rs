@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) timeout: Duration,
     pub(crate) max_events: usize,
     pub(crate) max_bytes: usize,
+    pub(crate) linger: Duration,
     pub(crate) last_event_id: ReadCursor,
 }
 
@@ -39,6 +40,7 @@ impl Default for Config {
             timeout: DEFAULT_TIMEOUT,
             max_events: DEFAULT_MAX_EVENTS,
             max_bytes: DEFAULT_MAX_BYTES,
+            linger: Duration::ZERO,
             last_event_id: ReadCursor::default(),
         }
     }
@@ -102,6 +104,19 @@ impl LongPollLayer {
         self.config.max_bytes = max;
         self
     }
+
+    /// After the first event, wait up to this long for more before answering. Default zero:
+    /// answer with the events that are ready.
+    ///
+    /// Under a steady flow of events, each answer then carries a batch instead of one event,
+    /// which saves a request, an answer's headers and their TCP segments per event (and the
+    /// server's work for them), at the price of up to `linger` of added latency. An answer
+    /// never waits past the hold timeout, and a full batch (`max_events`, `max_bytes`) or a
+    /// shutdown answers at once.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.config.linger = linger;
+        self
+    }
 }
 
 impl<S> Layer<S> for LongPollLayer {
@@ -159,6 +174,12 @@ impl<S> LongPoll<S> {
     #[must_use]
     pub fn max_bytes(self, max: usize) -> Self {
         self.with(|l| l.max_bytes(max))
+    }
+
+    /// See [`LongPollLayer::linger`].
+    #[must_use]
+    pub fn linger(self, linger: Duration) -> Self {
+        self.with(|l| l.linger(linger))
     }
 
     define_transport_accessors!();
