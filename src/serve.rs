@@ -58,9 +58,18 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use std::{future::Future, pin::pin, time::Duration};
+use pin_project_lite::pin_project;
+use std::{
+    future::Future,
+    pin::{pin, Pin},
+    task::{ready, Context, Poll},
+    time::Duration,
+};
 use tokio::{net::TcpListener, time::Instant};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::{CancellationToken, WaitForCancellationFutureOwned},
+    task::TaskTracker,
+};
 use tower_service::Service;
 
 /// Serves a tower service with the hardened settings. See the [module docs](self).
@@ -224,19 +233,10 @@ impl Server {
                         TowerToHyperService::new(service.clone()),
                     )
                     .with_upgrades();
-                let stop = stop.clone();
-                tracker.spawn(async move {
-                    let mut conn = pin!(conn);
-                    let result = tokio::select! {
-                        result = conn.as_mut() => result,
-                        () = stop.cancelled() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(error = %error, "connection ended with an error");
-                    }
+                tracker.spawn(Served {
+                    conn,
+                    stop: Some(stop.clone().cancelled_owned()),
+                    graceful_shutdown: |conn| conn.graceful_shutdown(),
                 });
                 continue;
             }
@@ -246,11 +246,10 @@ impl Server {
                     TowerToHyperService::new(service.clone()),
                 )
                 .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    tracing::debug!(error = %error, "connection ended with an error");
-                }
+            tokio::spawn(Served {
+                conn: graceful.watch(conn),
+                stop: None,
+                graceful_shutdown: |_| {},
             });
         }
         drop(listener);
@@ -280,6 +279,42 @@ impl Server {
             connections,
             took,
         }
+    }
+}
+
+pin_project! {
+    /// One served connection, spawned as it is. An `async` block that awaits a connection
+    /// moved into it holds the connection twice (a 680-byte hyper HTTP/1.1 connection made a
+    /// 1,496-byte task): about 0.7 KiB per idle connection.
+    struct Served<C> {
+        #[pin]
+        conn: C,
+        // Until it fires: then the connection is asked to finish gracefully.
+        #[pin]
+        stop: Option<WaitForCancellationFutureOwned>,
+        graceful_shutdown: fn(Pin<&mut C>),
+    }
+}
+
+impl<C, E> Future for Served<C>
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if let Some(stop) = this.stop.as_mut().as_pin_mut() {
+            if stop.poll(cx).is_ready() {
+                this.stop.set(None);
+                (this.graceful_shutdown)(this.conn.as_mut());
+            }
+        }
+        if let Err(error) = ready!(this.conn.poll(cx)) {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+        Poll::Ready(())
     }
 }
 
