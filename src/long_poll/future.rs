@@ -18,6 +18,7 @@ use std::{
     future::Future,
     pin::Pin,
     task::{ready, Context, Poll},
+    time::Duration,
 };
 use tokio::time::{Instant, Sleep};
 use tracing::Span;
@@ -46,7 +47,7 @@ const ANSWER_FRAMING: usize = 64;
 struct Batch {
     deadline: Instant,
     /// How long to wait for more after the first event, and whether that wait has begun.
-    linger: std::time::Duration,
+    linger: Duration,
     lingering: bool,
     max_events: usize,
     max_bytes: usize,
@@ -182,30 +183,30 @@ impl Batch {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match item.into_push() {
                     Ok(Push::Event(event)) => {
-                        let cursor_only = event.is_cursor_only();
-                        if !cursor_only {
-                            let json = event.to_json();
-                            if let Some(connection) = &mut self.connection {
-                                connection.delivered(&event, json.len());
-                            }
-                            // One buffer for the whole answer: the events' JSON is copied
-                            // once, instead of a list of pieces, a list of chunks and a tail.
-                            if self.events == 0 {
-                                self.body.reserve(ANSWER_FRAMING + json.len());
-                                self.body.extend_from_slice(b"{\"events\":[");
-                            } else {
-                                self.body.extend_from_slice(b",");
-                            }
-                            self.body.extend_from_slice(&json);
-                            self.bytes += json.len();
-                            self.events += 1;
+                        // An id-only event moves the cursor without being listed.
+                        if event.is_cursor_only() {
+                            self.learned = Some(event);
+                            continue;
                         }
+                        let json = event.to_json();
+                        if let Some(connection) = &mut self.connection {
+                            connection.delivered(&event, json.len());
+                        }
+                        // One buffer for the whole answer: the events' JSON is copied once,
+                        // instead of a list of pieces, a list of chunks and a tail.
+                        if self.events == 0 {
+                            self.body.reserve(ANSWER_FRAMING + json.len());
+                            self.body.extend_from_slice(b"{\"events\":[");
+                        } else {
+                            self.body.extend_from_slice(b",");
+                        }
+                        self.body.extend_from_slice(&json);
+                        self.bytes += json.len();
+                        self.events += 1;
                         if event.get_id().is_some() {
                             self.learned = Some(event);
                         }
-                        if !cursor_only
-                            && (self.events >= self.max_events || self.bytes >= self.max_bytes)
-                        {
+                        if self.events >= self.max_events || self.bytes >= self.max_bytes {
                             return Poll::Ready(());
                         }
                     }
