@@ -32,6 +32,20 @@ pub struct Subscribe<H> {
     topic: Arc<str>,
 }
 
+/// `Ok` while `hub` can serve a new subscription; else the `503` (with `Retry-After: 1`) that
+/// [`Subscribe`] and [`Topics`](super::Topics) answer at once.
+pub(crate) fn available<H: Hub>(hub: &H) -> Result<(), Reject> {
+    hub.available().map_err(|error| {
+        tracing::debug!(%error, "backbone unavailable; refusing the subscription");
+        Reject::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backbone unavailable; retry",
+        )
+        .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        .cause("backbone")
+    })
+}
+
 impl<H: Hub> Subscribe<H> {
     /// Subscribes every request to `topic`.
     pub fn new(hub: H, topic: impl Into<Arc<str>>) -> Self {
@@ -53,14 +67,8 @@ impl<H: Hub, B> Service<Request<B>> for Subscribe<H> {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Err(error) = self.hub.available() {
-            tracing::debug!(%error, "backbone unavailable; refusing the subscription");
-            return ready(Err(Reject::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backbone unavailable; retry",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            .cause("backbone")));
+        if let Err(reject) = available(&self.hub) {
+            return ready(Err(reject));
         }
         let from = req
             .extensions()

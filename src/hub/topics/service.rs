@@ -6,12 +6,12 @@ use super::{
 };
 use crate::{
     cursor::LastEventId,
-    hub::Hub,
+    hub::{subscribe::available, Hub},
     principal::Principal,
     rejection::Reject,
     topic::{check_topic, TopicGrant},
 };
-use http::{header, request::Parts, HeaderValue, Request, StatusCode};
+use http::{request::Parts, Request, StatusCode};
 use std::{
     borrow::Cow,
     fmt,
@@ -259,14 +259,8 @@ impl<H: Hub, B> Service<Request<B>> for Topics<H> {
             Ok(topics) => topics,
             Err(reject) => return ready(Err(reject)),
         };
-        if let Err(error) = self.hub.available() {
-            tracing::debug!(%error, "backbone unavailable; refusing the subscription");
-            return ready(Err(Reject::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backbone unavailable; retry",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            .cause("backbone")));
+        if let Err(reject) = available(&self.hub) {
+            return ready(Err(reject));
         }
         let from = parts
             .extensions
