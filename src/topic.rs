@@ -115,7 +115,8 @@ fn check_pattern(pattern: &str) -> Result<(), TopicError> {
 /// [module docs](self#grants).
 ///
 /// [`auth_ticket`](crate::auth_ticket) places one in the request extensions when the ticket
-/// carries topics; [`hub::Topics`](crate::hub::Topics) refuses a topic it does not allow with
+/// carries topics; [`hub::Subscribe`](crate::hub::Subscribe), [`hub::Topics`](crate::hub::Topics)
+/// and [`hub::check_access`](crate::hub::check_access) refuse a topic it does not allow with
 /// `403 Forbidden`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TopicGrant {

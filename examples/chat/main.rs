@@ -65,7 +65,7 @@ use tower_push::{
     client::ClientScript,
     drain::Drain,
     heartbeat::HeartbeatLayer,
-    hub::{Hub, MemoryHub, Topics, TopicsSubscription},
+    hub::{check_access, Hub, MemoryHub, Topics, TopicsSubscription},
     last_event_id::LastEventId,
     limit::ConnectionLimitLayer,
     negotiate::NegotiateLayer,
@@ -245,6 +245,8 @@ fn events<H: Hub, B: Send + 'static>(
                 let req = http::Request::from_parts(parts, body);
                 return topics.oneshot(req).await.map(Either::Right);
             }
+            // The ticket's grant covers the default room too (403 otherwise).
+            check_access(&parts.extensions, rooms::DEFAULT_ROOM)?;
             let from = parts
                 .extensions
                 .get::<LastEventId>()

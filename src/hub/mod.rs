@@ -98,6 +98,7 @@
 //! # }
 //! ```
 
+mod access;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod backbone;
 mod contract;
@@ -119,6 +120,7 @@ pub use self::redis::{
     RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription, DEFAULT_REDIS_IDLE_TOPIC_AGE,
 };
 pub use crate::cursor::Cursor;
+pub use access::check_access;
 pub(crate) use contract::{
     new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason,
 };

@@ -106,8 +106,10 @@ impl Binding {
 
     /// Only for these topics: the ticket carries the grant, signed, and the
     /// [`AuthTicketLayer`](super::AuthTicketLayer) places it in the request extensions, where
-    /// [`hub::Topics`](crate::hub::Topics) refuses any other topic with `403` (no database
-    /// call). At most [`MAX_GRANT_LEN`] bytes of patterns (each pattern's length plus one);
+    /// [`hub::Subscribe`](crate::hub::Subscribe), [`hub::Topics`](crate::hub::Topics) and
+    /// [`hub::check_access`](crate::hub::check_access) (for hand-written services) refuse any
+    /// other topic with `403` (no database call). A ticket minted without topics carries no
+    /// grant: it opens every topic the endpoint's own rules allow. At most [`MAX_GRANT_LEN`] bytes of patterns (each pattern's length plus one);
     /// minting a longer grant fails with [`TicketError::GrantTooLong`].
     pub fn topics(mut self, grant: TopicGrant) -> Self {
         self.topics = Some(grant);

@@ -6,10 +6,13 @@ use super::{
 };
 use crate::{
     cursor::LastEventId,
-    hub::{subscribe::available, Hub},
+    hub::{
+        access::{check_grant, check_name, AuthorizeFn},
+        subscribe::available,
+        Hub,
+    },
     principal::Principal,
     rejection::Reject,
-    topic::{check_topic, TopicGrant},
 };
 use http::{request::Parts, Request, StatusCode};
 use std::{
@@ -29,7 +32,6 @@ pub const DEFAULT_MAX_TOPICS: usize = 8;
 pub const DEFAULT_TOPIC_PARAM: &str = "topic";
 
 type SelectFn = dyn Fn(&Parts) -> Result<Vec<String>, Reject> + Send + Sync;
-type AuthorizeFn = dyn Fn(Option<&Principal>, &str) -> bool + Send + Sync;
 
 #[derive(Clone)]
 enum Select {
@@ -46,7 +48,7 @@ enum Select {
 ///
 /// * `400 Bad Request` for no topic, more than [`max_topics`](Topics::max_topics), or a name
 ///   outside the [rules](crate::topic#topic-names) (the message says which and why);
-/// * `403 Forbidden` for a topic the request's [`TopicGrant`] (from its ticket) does not
+/// * `403 Forbidden` for a topic the request's [`TopicGrant`](crate::topic::TopicGrant) (from its ticket) does not
 ///   cover, or that the [`authorize`](Topics::authorize) function refuses;
 /// * `503 Service Unavailable` with `Retry-After: 1` while the hub is known to be down.
 ///
@@ -113,7 +115,7 @@ impl<H: Hub> Topics<H> {
     }
 
     /// Decides per topic whether the request's principal may subscribe (`false`: `403`). It
-    /// runs after the ticket's [`TopicGrant`], when there is one, has allowed the topic.
+    /// runs after the ticket's [`TopicGrant`](crate::topic::TopicGrant), when there is one, has allowed the topic.
     /// Default: every topic the grant allows (every topic without a grant).
     #[must_use]
     pub fn authorize<F>(mut self, authorize: F) -> Self
@@ -168,27 +170,10 @@ impl<H: Hub> Topics<H> {
             )));
         }
         for topic in &topics {
-            if let Err(error) = check_topic(topic) {
-                let shown: String = topic.chars().take(80).collect();
-                return Err(bad_request(format!("topic {shown:?}: {error}")));
-            }
+            check_name(topic)?;
         }
-        let principal = parts.extensions.get::<Principal>();
-        let grant = parts.extensions.get::<TopicGrant>();
         for topic in &topics {
-            let granted = grant.is_none_or(|g| g.allows(topic));
-            if !granted
-                || self
-                    .authorize
-                    .as_ref()
-                    .is_some_and(|f| !f(principal, topic))
-            {
-                return Err(Reject::new(
-                    StatusCode::FORBIDDEN,
-                    format!("not allowed to subscribe to topic {topic:?}"),
-                )
-                .cause("topics"));
-            }
+            check_grant(&parts.extensions, topic, self.authorize.as_deref())?;
         }
         Ok(topics)
     }
