@@ -46,6 +46,7 @@
 //! | `tower_push_write_stalls_total` | counter | | connections cut for making no write progress |
 //! | `tower_push_events_published_total` | counter | `backbone` | events published (`memory`, `redis`) |
 //! | `tower_push_backbone_reconnects_total` | counter | `backbone` | backbone reader reconnections |
+//! | `tower_push_subscriptions_stalled_total` | counter | `backbone` | subscriptions ended because the backbone could not start them in time (the client resumes) |
 //!
 //! Each connection counts its deliveries and bytes itself and adds them to the shared
 //! counters every 16 events and when it closes (so a busy server does not contend on one
@@ -90,6 +91,9 @@ pub const WRITE_STALLS: &str = "tower_push_write_stalls_total";
 pub const EVENTS_PUBLISHED: &str = "tower_push_events_published_total";
 /// Counter: backbone reader reconnections, by `backbone`.
 pub const BACKBONE_RECONNECTS: &str = "tower_push_backbone_reconnects_total";
+/// Counter: subscriptions ended because the backbone could not start them in time, by
+/// `backbone`.
+pub const SUBSCRIPTIONS_STALLED: &str = "tower_push_subscriptions_stalled_total";
 
 /// Gives every metric its help text and unit in the installed recorder (feature `metrics`;
 /// without it, does nothing).
@@ -132,6 +136,10 @@ pub fn describe() {
         );
         describe_counter!(EVENTS_PUBLISHED, "Events published, by backbone.");
         describe_counter!(BACKBONE_RECONNECTS, "Backbone reader reconnections.");
+        describe_counter!(
+            SUBSCRIPTIONS_STALLED,
+            "Subscriptions ended because the backbone could not start them in time."
+        );
     }
 }
 
@@ -373,6 +381,15 @@ pub(crate) fn write_stalled() {
 pub(crate) fn published(backbone: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(EVENTS_PUBLISHED, "backbone" => backbone).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backbone;
+}
+
+/// A subscription ended because its backbone could not start it in time.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+pub(crate) fn subscription_stalled(backbone: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SUBSCRIPTIONS_STALLED, "backbone" => backbone).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = backbone;
 }

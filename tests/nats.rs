@@ -20,7 +20,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
-use support::{hub_suite, instances, *};
+use support::{hub_suite, instances, proxy, scale, *};
 use tokio_tungstenite::tungstenite;
 use tower::Layer as _;
 use tower_push::{
@@ -403,4 +403,56 @@ async fn connecting_to_no_nats_is_an_error() {
     )
     .await;
     assert!(matches!(result, Ok(Err(_))), "a clear error, not a hang");
+}
+
+fn nats_addr() -> std::net::SocketAddr {
+    let url = nats_url();
+    let hostport = url.trim_start_matches("nats://");
+    std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// The instance's connection to NATS is cut twice (through a proxy) while a publisher runs:
+/// the client reconnects, and every topic reads what it missed from the stream, so the
+/// subscriber gets every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_loses_nothing() {
+    let proxy = proxy::Proxy::start(nats_addr()).await;
+    let prefix = prefix();
+    let mut cleanup = Cleanup {
+        url: nats_url(),
+        streams: Vec::new(),
+    };
+    let hub = hub_at(&format!("nats://{}", proxy.addr), &prefix, &mut cleanup).await;
+    let publisher = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    scale::live_loss_is_recovered(&hub, &publisher, "t", 300, || proxy.cut()).await;
+}
+
+/// Two instances with 10,000 topics each on one stream: every message reaches the right
+/// subscriber once, with no consumer on the stream; once the subscribers leave, every topic
+/// is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_with_10000_topics_each() {
+    let (a, b, _cleanup) = two_hubs().await;
+    let subs = scale::many_topics_on_two_instances(&a, &b, 10_000).await;
+    assert_eq!(a.active_topics(), 10_000);
+    assert_eq!(b.active_topics(), 10_000);
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(a.stream_name()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(
+        info.state.consumer_count, 0,
+        "no consumer, whatever the topics"
+    );
+    drop(subs);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.active_topics() + b.active_topics() > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("every topic is released once its subscribers leave");
 }

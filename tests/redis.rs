@@ -20,7 +20,8 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
-use support::{hub_suite, instances, *};
+use support::{hub_suite, instances, scale, *};
+use tokio_stream::StreamExt as _;
 use tower::Layer as _;
 use tower_push::{
     auth_ticket::RedisTicketStore,
@@ -423,4 +424,158 @@ async fn an_outage_fails_fast_then_recovers() {
         "subscriptions are served again"
     );
     assert!(store.redeem([8; 16], expires).await.unwrap());
+}
+
+/// Redis `CLIENT KILL`s the instance's Pub/Sub connection twice while a publisher runs: the
+/// instance reconnects, subscribes again and reads what it missed from the stream, so the
+/// subscriber gets every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pubsub_connection_loses_nothing() {
+    let redis = OwnRedis::start(false);
+    let hub = hub_at(&redis.url(), "kill").await;
+    let publisher = hub_at(&redis.url(), "kill").await;
+    let port = redis.port.to_string();
+    scale::live_loss_is_recovered(&hub, &publisher, "t", 300, || {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port, "CLIENT", "KILL", "TYPE", "pubsub"])
+            .output()
+            .expect("redis-cli runs");
+        let killed = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(killed.trim(), "1", "one Pub/Sub connection killed");
+    })
+    .await;
+}
+
+/// An entry that reached the stream but not the channel (a lost message) is read from the
+/// stream when the next message's previous id shows the gap: nothing lost, in order.
+#[tokio::test]
+async fn a_message_missing_from_the_channel_is_read_from_the_stream() {
+    let prefix = prefix();
+    let hub = hub_at(&redis_url(), &prefix).await;
+    let mut sub = hub.subscribe("t", None);
+    hub_suite::next(&mut sub).await;
+    hub.publish("t", Event::new().data("one")).await.unwrap();
+    assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("one"));
+    // Written to the stream the way the publish script writes it, but never announced.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let epoch: String = redis::cmd("GET")
+        .arg(format!("{prefix}:t:epoch"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}:t"))
+        .arg("*")
+        .arg("p")
+        .arg(&epoch)
+        .arg("d")
+        .arg("unannounced")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    hub.publish("t", Event::new().data("three")).await.unwrap();
+    assert_eq!(
+        hub_suite::next(&mut sub).await.get_data(),
+        Some("unannounced")
+    );
+    assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("three"));
+}
+
+/// The number of clients connected to a private Redis (the test's own connection included).
+fn connected_clients(port: u16) -> usize {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "CLIENT", "LIST"])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn pubsub_channels(port: u16) -> usize {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "PUBSUB", "CHANNELS"])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// Two instances with 10,000 topics each on one Redis: every message reaches the right
+/// subscriber once; each instance holds 2 connections (one for commands, one for Pub/Sub)
+/// whatever the number of topics; once the subscribers leave, every channel is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_with_10000_topics_each() {
+    let redis = OwnRedis::start(false);
+    let a = hub_at(&redis.url(), "many").await;
+    let b = hub_at(&redis.url(), "many").await;
+    let baseline = connected_clients(redis.port);
+    let t0 = tokio::time::Instant::now();
+    let subs = scale::many_topics_on_two_instances(&a, &b, 10_000).await;
+    assert_eq!(a.active_topics(), 10_000);
+    assert_eq!(pubsub_channels(redis.port), 20_000);
+    let clients = connected_clients(redis.port);
+    assert_eq!(
+        clients, baseline,
+        "no connection per topic: {clients} clients with 20,000 topics, {baseline} with none"
+    );
+    assert!(
+        clients <= 2 * 2 + 1,
+        "{clients} clients for two instances (and redis-cli)"
+    );
+    let started = tokio::time::Instant::now();
+    drop(subs);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.active_topics() + b.active_topics() > 0 || pubsub_channels(redis.port) > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("every topic and channel is released once its subscribers leave");
+    eprintln!(
+        "released in {:?}; total {:?}",
+        started.elapsed(),
+        t0.elapsed()
+    );
+}
+
+/// A subscription Redis cannot serve (here: an ACL user without Pub/Sub rights) does not wait
+/// forever: past its start deadline the stream ends, so the client resumes elsewhere or later.
+#[tokio::test]
+async fn a_subscription_redis_cannot_serve_ends_instead_of_waiting_forever() {
+    let redis = OwnRedis::start(false);
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args([
+            "ACL",
+            "SETUSER",
+            "nopubsub",
+            "on",
+            ">secret",
+            "~*",
+            "resetchannels",
+            "+@all",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    let url = format!("redis://nopubsub:secret@127.0.0.1:{}", redis.port);
+    let hub = RedisHub::builder(&url, "limited")
+        .timeout(Duration::from_millis(100))
+        .block(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("commands work for this user");
+    let mut sub = hub.subscribe("t", None);
+    let started = tokio::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("the subscription ends within its deadline");
+    assert!(end.is_none(), "{end:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }

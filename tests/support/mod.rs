@@ -5,6 +5,12 @@ pub mod hub_suite;
 #[cfg(any(feature = "redis", feature = "nats"))]
 #[allow(dead_code)]
 pub mod instances;
+#[cfg(any(feature = "redis", feature = "nats"))]
+#[allow(dead_code)]
+pub mod proxy;
+#[cfg(any(feature = "redis", feature = "nats"))]
+#[allow(dead_code)]
+pub mod scale;
 pub mod whatwg;
 
 use bytes::Bytes;

@@ -1,8 +1,9 @@
-//! What the shared backbones (`RedisHub`, `NatsHub`) have in common: one reader per topic per
-//! process fanning out through a bounded local buffer, subscriptions that register with it,
-//! replay up to its position and continue live with no gap and no duplicate at the seam, and
-//! catch up (or reset) after lagging. Each backbone supplies its ids, its keys, the replay and
-//! the reader task ([`Backbone`]); the rest is here once.
+//! What the shared backbones (`RedisHub`, `NatsHub`) have in common: per topic read in this
+//! process, a position and a bounded local buffer its live entries are fanned out through;
+//! subscriptions that register with it, replay up to its position and continue live with no
+//! gap and no duplicate at the seam, and catch up (or reset) after lagging. Each backbone
+//! supplies its ids, its keys, the replay and how live entries reach the topic
+//! ([`Backbone`]); the rest is here once.
 
 mod subscription;
 
@@ -60,6 +61,8 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
     type Key: Send + Sync + 'static;
     /// What a replay step fails with.
     type Error: fmt::Display + Send;
+    /// What the backbone keeps per topic beside the common reader state.
+    type State: Default + Send + Sync + 'static;
 
     /// The backbone's name in logs.
     const NAME: &'static str;
@@ -72,8 +75,12 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
     fn readers(&self) -> &Mutex<HashMap<String, Arc<Reader<Self>>>>;
     /// The size of a topic's local buffer.
     fn buffer(&self) -> usize;
-    /// Starts the reader task of a new reader.
+    /// Starts live delivery for a new reader (it finds the topic's position).
     fn spawn_reader(&self, reader: Arc<Reader<Self>>);
+    /// How long a subscription may wait for its start (the reader's first position, then the
+    /// replay) before it gives up and ends, so the client reconnects and resumes instead of
+    /// waiting on a stream that never delivers.
+    fn start_deadline(&self) -> Duration;
     /// Replays after `from` up to `here` (or resets), as [`start`] describes.
     fn try_start(
         &self,
@@ -109,6 +116,8 @@ pub(crate) struct Reader<B: Backbone> {
     pub(crate) tx: broadcast::Sender<Live<B::Id>>,
     /// `None` until the reader has found the topic's end; updated with each fan-out.
     pub(crate) position: watch::Sender<Option<Position<B::Id>>>,
+    /// The backbone's own per-topic state.
+    pub(crate) state: B::State,
 }
 
 /// The reader's position when a subscription registered; `None` while the reader has not
@@ -132,7 +141,8 @@ pub(crate) struct Start<Id> {
     pub(crate) last: Id,
 }
 
-pub(crate) type StartFuture<Id> = Pin<Box<dyn Future<Output = Start<Id>> + Send>>;
+/// `None`: the start gave up ([`Backbone::start_deadline`]); the subscription ends.
+pub(crate) type StartFuture<Id> = Pin<Box<dyn Future<Output = Option<Start<Id>>> + Send>>;
 
 /// The topic's reader, started if needed, and a registration with it.
 pub(crate) fn register<B: Backbone>(
@@ -152,6 +162,7 @@ pub(crate) fn register<B: Backbone>(
                 key: backbone.key(topic),
                 tx: broadcast::channel(backbone.buffer()).0,
                 position: watch::channel(None).0,
+                state: B::State::default(),
             });
             readers.insert(topic.to_owned(), reader.clone());
             backbone.spawn_reader(reader.clone());
@@ -172,8 +183,39 @@ pub(crate) fn register<B: Backbone>(
 }
 
 /// The beginning of a subscription (or a catch-up): waits for the reader's first position
-/// when it has none yet, then replays, retrying with backoff until the backbone answers.
+/// when it has none yet, then replays, retrying with backoff until the backbone answers, for
+/// at most [`Backbone::start_deadline`]; `None` when it gave up (logged at warn, counted as
+/// a stalled subscription).
 pub(crate) async fn start<B: Backbone>(
+    backbone: B,
+    reader: Arc<Reader<B>>,
+    registered: Registered<B::Id>,
+    from: Option<String>,
+    phase: Phase,
+) -> Option<Start<B::Id>> {
+    let deadline = backbone.start_deadline();
+    let topic = reader.topic.clone();
+    match tokio::time::timeout(
+        deadline,
+        start_unbounded(backbone, reader, registered, from, phase),
+    )
+    .await
+    {
+        Ok(start) => Some(start),
+        Err(_) => {
+            tracing::warn!(
+                topic,
+                backbone = B::NAME,
+                ?deadline,
+                "hub: the backbone did not serve a subscription in time; ending it (the client resumes)"
+            );
+            crate::observe::subscription_stalled(B::NAME);
+            None
+        }
+    }
+}
+
+async fn start_unbounded<B: Backbone>(
     backbone: B,
     reader: Arc<Reader<B>>,
     registered: Registered<B::Id>,
@@ -236,20 +278,4 @@ pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<
         *p = Some(position.clone());
         let _ = reader.tx.send(Live::Reset(position));
     });
-}
-
-/// Stops the reader when no subscriber is left (under the readers lock, so a concurrent
-/// subscribe either finds it running or starts a new one).
-pub(crate) fn stop_if_idle<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) -> bool {
-    let mut readers = lock(backbone.readers());
-    if reader.tx.receiver_count() > 0 {
-        return false;
-    }
-    if readers
-        .get(&reader.topic)
-        .is_some_and(|r| Arc::ptr_eq(r, reader))
-    {
-        readers.remove(&reader.topic);
-    }
-    true
 }

@@ -27,6 +27,8 @@ pub(crate) struct Subscription<B: Backbone> {
     epoch: Arc<str>,
     backbone: B,
     reader: Arc<Reader<B>>,
+    /// The start gave up: the stream is over.
+    ended: bool,
 }
 
 // No field is pinned structurally: the start future is boxed.
@@ -52,6 +54,7 @@ impl<B: Backbone> Subscription<B> {
             epoch: Arc::from(""),
             backbone: backbone.clone(),
             reader,
+            ended: false,
         }
     }
 }
@@ -72,9 +75,17 @@ impl<B: Backbone> Stream for Subscription<B> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = &mut *self;
         loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
             if let Some(start) = &mut this.start {
-                let Start { items, epoch, last } = ready!(start.as_mut().poll(cx));
+                let started = ready!(start.as_mut().poll(cx));
                 this.start = None;
+                let Some(Start { items, epoch, last }) = started else {
+                    // The backbone could not serve it in time: end, so the client resumes.
+                    this.ended = true;
+                    return Poll::Ready(None);
+                };
                 this.pending.extend(items);
                 this.epoch = epoch;
                 this.last = this.last.max(last);

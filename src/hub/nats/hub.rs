@@ -1,9 +1,9 @@
 //! The [`Hub`] implementation: publish with the topic's previous sequence, subscribe through
-//! the topic's one reader in this process.
+//! the hub's one live subscription.
 
 use super::{
     error::{ErrorKind, NatsHubError},
-    reader::run_reader,
+    live::{request_sync, TopicState},
     shared::{lock, NatsHub, Position, Reader, PUBLISH_CACHE},
     start::try_start,
     subscription::NatsSubscription,
@@ -149,6 +149,7 @@ impl Backbone for NatsHub {
     type Id = u64;
     type Key = String;
     type Error = NatsHubError;
+    type State = TopicState;
     const NAME: &'static str = "nats";
 
     fn cursor(epoch: &str, seq: u64) -> Cursor {
@@ -167,8 +168,17 @@ impl Backbone for NatsHub {
         self.inner.buffer
     }
 
+    fn start_deadline(&self) -> std::time::Duration {
+        (self.inner.timeout * 10).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(60),
+        )
+    }
+
     fn spawn_reader(&self, reader: Arc<Reader>) {
-        tokio::spawn(run_reader(self.clone(), reader));
+        // The live subscription is in place: find the topic's position; what is published
+        // from then on arrives live.
+        request_sync(self, &reader);
     }
 
     async fn try_start(

@@ -1,14 +1,17 @@
-//! The NATS JetStream backbone: [`NatsHub`] on one JetStream stream, one live consumer per
-//! topic per process.
+//! The NATS JetStream backbone: [`NatsHub`] on one JetStream stream, live copies republished
+//! to one core subscription per process, no consumer.
 //!
 //! Files by concern: `wire` (subjects, cursors, events in messages; tested without a server),
-//! `error`, `shared` (the handle, its settings, the stream and the readers' state), `hub`
+//! `error`, `shared` (the handle, its settings, the stream and the readers' state), `connect`
+//! (the client, the stream, the live subscription and the background tasks), `hub`
 //! (the [`Hub`](crate::hub::Hub) implementation and publishing), `start` (replay and
-//! catch-up), `reader` (the per-topic reader task) and `subscription` (the stream).
+//! catch-up), `live` (the live subscription, gap repair and the sweeper) and `subscription`
+//! (the stream).
 
+mod connect;
 mod error;
 mod hub;
-mod reader;
+mod live;
 mod shared;
 mod start;
 mod subscription;

@@ -16,6 +16,10 @@ use std::{
 };
 
 pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
+/// The subject prefix the stream republishes live copies under.
+pub(super) const LIVE: &str = "_TP_LIVE";
+/// Topics reading the stream at once, at most.
+pub(super) const MAX_SYNCS: usize = 64;
 /// The most topics whose last sequence the hub remembers for publishing.
 pub(super) const PUBLISH_CACHE: usize = 10_000;
 
@@ -36,20 +40,24 @@ pub(super) const PUBLISH_CACHE: usize = 10_000;
 ///   topic's previous message (`Tp-Prev`, kept exact by JetStream's
 ///   `Nats-Expected-Last-Subject-Sequence`), which is how a cursor whose history was deleted is
 ///   told apart from one that simply missed nothing.
-/// * **Subscribe**: one ordered push consumer **per topic per process**, started after the
-///   last message it has fanned out, feeds the local subscribers through a bounded buffer;
-///   there is never a consumer per client. Ordered consumers are ephemeral and flow-controlled
-///   by the server, and restart by themselves on a gap, which is why they are used rather than
-///   a core subscription (whose messages carry no stream sequence) plus catch-up. A
-///   subscription replays the history after its cursor with direct gets
-///   (`next_by_subject`), then continues live, with no gap and no duplicate at the seam.
+/// * **Subscribe**: one connection and **no consumer**, whatever the number of topics. The
+///   stream republishes each message it stores, with its stream sequence, to
+///   `_TP_LIVE.<subject>`; the hub reads them all with one core subscription
+///   (`_TP_LIVE.<prefix>.>`) and hands each to its topic's subscribers in this process through
+///   a bounded buffer (each instance so receives the stream's live traffic once, and nothing
+///   per topic). A message whose previous one (`Tp-Prev`) is not the topic's position (one
+///   was lost, the connection was cut) makes the topic read the stream from there with direct
+///   gets; after a reconnect every topic does so. A subscription replays the history after
+///   its cursor with direct gets (`next_by_subject`), then continues live, with no gap and no
+///   duplicate at the seam. A topic whose last subscriber left is released within
+///   [`block`](NatsHubBuilder::block).
 /// * **Epochs**: the cursor is `<epoch>-<stream sequence>`, the epoch being the stream's
 ///   creation time. A deleted, recreated or lost stream has another epoch: old cursors get
 ///   `reset` (`unknown-epoch`), live subscribers `reset` (`expired`). History deleted past a
 ///   cursor (limits, purge) gives `reset` (`expired`), never a silent gap.
-/// * **Faults**: a reader whose consumer fails (NATS restarting, the connection lost)
-///   restarts with backoff (50 ms to 5 s) from the last sequence it fanned out; subscribers
-///   see no gap and no duplicate for what JetStream kept. Heartbeats (a layer on the stream)
+/// * **Faults**: when the connection comes back (NATS restarting, the connection cut), every
+///   topic reads the stream from the last sequence it fanned out (retrying with backoff, 50 ms
+///   to 5 s); subscribers see no gap and no duplicate for what JetStream kept. Heartbeats (a layer on the stream)
 ///   keep flowing meanwhile. While NATS is known to be down,
 ///   [`Hub::available`](crate::hub::Hub::available) says so and new subscriptions get `503`.
 ///
@@ -91,6 +99,8 @@ pub(super) struct Inner {
     pub(super) publishing: Box<[tokio::sync::Mutex<()>]>,
     /// When the stream's epoch was last checked, and a lock so one reader checks at a time.
     pub(super) checked: tokio::sync::Mutex<std::time::Instant>,
+    /// Bounds the topics reading the stream at once (after a reconnect: all of them).
+    pub(super) syncs: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for NatsHub {
@@ -107,14 +117,14 @@ impl fmt::Debug for NatsHub {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct NatsHubBuilder {
-    url: String,
-    prefix: String,
-    stream: Option<String>,
-    max_per_topic: i64,
-    max_age: Duration,
-    buffer: usize,
-    block: Duration,
-    timeout: Duration,
+    pub(super) url: String,
+    pub(super) prefix: String,
+    pub(super) stream: Option<String>,
+    pub(super) max_per_topic: i64,
+    pub(super) max_age: Duration,
+    pub(super) buffer: usize,
+    pub(super) block: Duration,
+    pub(super) timeout: Duration,
 }
 
 impl NatsHubBuilder {
@@ -144,8 +154,9 @@ impl NatsHubBuilder {
         self
     }
 
-    /// How long a reader waits for a message before it checks for an idle topic and for a
-    /// recreated stream. Default 2 s.
+    /// How often topics without subscribers are released (so a topic's state lives this much
+    /// longer than its last subscriber) and the stream is checked for having been recreated.
+    /// Default 2 s.
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block.max(Duration::from_millis(10));
         self
@@ -158,65 +169,34 @@ impl NatsHubBuilder {
         self.timeout = timeout.max(Duration::from_millis(10));
         self
     }
-
-    /// Connects and creates the stream if it is missing (an existing stream of that name is
-    /// used as it is).
-    ///
-    /// # Errors
-    ///
-    /// When NATS cannot be reached, has no JetStream, or refuses the stream.
-    pub async fn connect(self) -> Result<NatsHub, NatsHubError> {
-        let options = async_nats::ConnectOptions::new()
-            .connection_timeout(self.timeout)
-            .request_timeout(Some(self.timeout));
-        let client = within(
-            self.timeout,
-            async_nats::connect_with_options(self.url.as_str(), options),
-        )
-        .await?;
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(self.timeout);
-        let stream_name = self.stream.unwrap_or_else(|| {
-            let name: String = self
-                .prefix
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("TOWER_PUSH_{name}")
-        });
-        let config = stream_config(&stream_name, &self.prefix, self.max_per_topic, self.max_age);
-        let stream = within(self.timeout, js.get_or_create_stream(config)).await?;
-        let epoch: Arc<str> =
-            wire::epoch(stream.cached_info().created.unix_timestamp_nanos()).into();
-        Ok(NatsHub {
-            inner: Arc::new(Inner {
-                client,
-                js,
-                prefix: self.prefix,
-                stream_name,
-                max_per_topic: self.max_per_topic,
-                max_age: self.max_age,
-                buffer: self.buffer,
-                block: self.block,
-                timeout: self.timeout,
-                stream: Mutex::new((stream, epoch)),
-                last: Mutex::new(HashMap::new()),
-                health: backbone::Health::default(),
-                readers: Mutex::new(HashMap::new()),
-                publishing: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
-                checked: tokio::sync::Mutex::new(std::time::Instant::now()),
-            }),
-        })
-    }
 }
 
-fn stream_config(
+/// The stream with `config`, created when missing; one without the live republish (made by
+/// an earlier release) gets it.
+pub(super) async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+    timeout: Duration,
+) -> Result<stream::Stream, NatsHubError> {
+    let name = config.name.clone();
+    let republish = config.republish.clone();
+    let mut stream = within(timeout, js.get_or_create_stream(config)).await?;
+    let current = stream.cached_info().config.republish.clone();
+    let same = match (&current, &republish) {
+        (Some(a), Some(b)) => a.source == b.source && a.destination == b.destination,
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        let mut updated = stream.cached_info().config.clone();
+        updated.republish = republish;
+        within(timeout, js.update_stream(updated)).await?;
+        stream = within(timeout, js.get_stream(name)).await?;
+    }
+    Ok(stream)
+}
+
+pub(super) fn stream_config(
     name: &str,
     prefix: &str,
     max_per_topic: i64,
@@ -228,6 +208,11 @@ fn stream_config(
         max_messages_per_subject: max_per_topic,
         max_age,
         allow_direct: true,
+        republish: Some(stream::Republish {
+            source: format!("{prefix}.>"),
+            destination: format!("{LIVE}.{prefix}.>"),
+            headers_only: false,
+        }),
         ..Default::default()
     }
 }
@@ -273,7 +258,7 @@ impl NatsHub {
         &self.inner.js
     }
 
-    /// Topics with a reader in this process.
+    /// Topics read in this process.
     pub fn active_topics(&self) -> usize {
         lock(&self.inner.readers).len()
     }
@@ -296,7 +281,9 @@ impl NatsHub {
             self.inner.max_per_topic,
             self.inner.max_age,
         );
-        let stream = self.op(self.inner.js.get_or_create_stream(config)).await?;
+        let result = ensure_stream(&self.inner.js, config, self.inner.timeout).await;
+        self.record(result.as_ref().err());
+        let stream = result?;
         let epoch: Arc<str> =
             wire::epoch(stream.cached_info().created.unix_timestamp_nanos()).into();
         let mut current = lock(&self.inner.stream);

@@ -14,7 +14,7 @@ use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind};
 use std::collections::VecDeque;
 
 /// The first message on `subject` at or after `seq`, or `None`.
-async fn next_on(
+pub(super) async fn next_on(
     hub: &NatsHub,
     subject: &str,
     seq: u64,

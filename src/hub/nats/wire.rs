@@ -31,6 +31,46 @@ pub(super) fn token(topic: &str) -> String {
     out
 }
 
+/// The topic of a subject token (the inverse of [`token`]); `None` for one `token` never
+/// makes.
+pub(super) fn topic_of(token: &str) -> Option<String> {
+    if token == "_" {
+        return Some(String::new());
+    }
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'_' {
+            let hex = token.get(i + 1..i + 3)?;
+            if !hex
+                .bytes()
+                .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h))
+            {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b':' {
+            out.push(b);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The stream sequence JetStream's republish gives a live copy (`Nats-Sequence`).
+pub(super) fn sequence(headers: Option<&HeaderMap>) -> Option<u64> {
+    headers?
+        .get(async_nats::header::NATS_SEQUENCE)?
+        .as_str()
+        .parse()
+        .ok()
+}
+
 /// The subject of `topic` under `prefix`.
 pub(super) fn subject(prefix: &str, topic: &str) -> String {
     format!("{prefix}.{}", token(topic))
@@ -141,6 +181,21 @@ mod tests {
             );
         }
         assert_eq!(subject("chat", "room.lobby"), "chat.room_2Elobby");
+        for topic in [
+            "room",
+            "room.lobby",
+            "a_b",
+            "a b*>",
+            "",
+            "é",
+            "user:alice",
+            "x-y",
+        ] {
+            assert_eq!(topic_of(&token(topic)).as_deref(), Some(topic), "{topic:?}");
+        }
+        for bad in ["a.b", "_2", "_zz", "_2e", "a b", "_FF"] {
+            assert_eq!(topic_of(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

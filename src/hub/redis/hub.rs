@@ -3,8 +3,8 @@
 
 use super::{
     error::{ErrorKind, RedisHubError},
-    reader::run_reader,
-    shared::{Keys, Position, Reader, RedisHub},
+    live::{shard_of, TopicState},
+    shared::{Command, Keys, Position, Reader, RedisHub},
     start::try_start,
     subscription::RedisSubscription,
     wire::{cursor, Rid},
@@ -22,12 +22,14 @@ use std::{
     collections::HashMap,
     future::Future,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 impl Backbone for RedisHub {
     type Id = Rid;
     type Key = Keys;
     type Error = RedisHubError;
+    type State = TopicState;
     const NAME: &'static str = "redis";
 
     fn cursor(epoch: &str, id: Rid) -> Cursor {
@@ -47,7 +49,13 @@ impl Backbone for RedisHub {
     }
 
     fn spawn_reader(&self, reader: Arc<Reader>) {
-        tokio::spawn(run_reader(self.clone(), reader));
+        // Called under the readers lock: ordered with the sweeper's unsubscribes.
+        let shard = shard_of(&reader.topic, self.inner.shards.len());
+        let _ = self.inner.shards[shard].send(Command::Subscribe(reader));
+    }
+
+    fn start_deadline(&self) -> Duration {
+        (self.inner.timeout * 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
     async fn try_start(

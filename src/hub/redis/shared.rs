@@ -3,7 +3,6 @@
 
 use super::{
     error::{within, RedisHubError},
-    scripts::{ENSURE, PUBLISH},
     wire::Rid,
 };
 use crate::hub::backbone;
@@ -15,6 +14,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tokio::sync::{mpsc, Semaphore};
 
 /// The default idle age of a topic's keys: 24 hours.
 pub const DEFAULT_REDIS_IDLE_TOPIC_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -24,23 +24,33 @@ pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
 /// A [`Hub`](crate::hub::Hub) on Redis Streams, for several processes: any instance serves any client, resume
 /// included.
 ///
-/// * **Publish** is one `XADD` (through a Lua script) with an approximate `MAXLEN` (default
-///   10,000 per topic), on a shared auto-reconnecting connection. Redis unreachable: the
-///   caller gets the error.
-/// * **Subscribe**: one reader task **per topic per process** does blocking `XREAD`s on its
-///   own connection and fans entries out locally through a bounded buffer; there is never a
-///   Redis connection per client. A subscription replays the history after its cursor with
-///   `XRANGE` on the shared connection, then continues with the reader's live entries, with
-///   no gap and no duplicate at the seam.
+/// * **Connections**: a fixed set per process, whatever the number of topics and clients:
+///   one shared auto-reconnecting connection for commands, and
+///   [`pubsub_connections`](RedisHubBuilder::pubsub_connections) Pub/Sub connections (1 by
+///   default) for live delivery. 100,000 topics cost what 10 cost in connections.
+/// * **Publish** is one Lua script: `XADD` with an approximate `MAXLEN` (default 10,000 per
+///   topic) into the topic's stream (its history), and `PUBLISH` of the entry, with the id of
+///   the entry before it, on the topic's channel (named like the stream). Redis unreachable:
+///   the caller gets the error.
+/// * **Subscribe**: the first subscriber of a topic in this process subscribes its channel
+///   (`SUBSCRIBE`s are batched as topics come and go) and fans messages out locally through a
+///   bounded buffer. A message whose previous id is not the topic's position (one was lost, a
+///   Pub/Sub reconnect, a new epoch) makes the topic read its stream from its position with
+///   `XRANGE`, so nothing is lost and nothing is delivered twice. A subscription replays the
+///   history after its cursor with `XRANGE`, then continues live, with no gap and no
+///   duplicate at the seam. A topic whose last subscriber left is unsubscribed within
+///   [`block`](RedisHubBuilder::block).
 /// * **Epochs**: each stream has an epoch kept in Redis (`<prefix>:<topic>:epoch`) and stored
 ///   in every entry. When the stream is missing (deleted, or lost when Redis restarted
 ///   without persistence) the next publish or reader start creates it with a new epoch, so
 ///   old cursors get `reset` (reason `unknown-epoch`), and live subscribers get `reset`
 ///   (reason `expired`) instead of a silent gap. A cursor older than the trimmed history
 ///   (`XINFO STREAM`'s `max-deleted-entry-id`) gets `reset` (`expired`).
-/// * **Faults**: a reader whose connection fails reconnects with exponential backoff (50 ms
-///   to 5 s) and resumes from the last id it read; subscribers see no gap and no duplicate for
-///   what Redis kept. Heartbeats (a layer on the stream) keep flowing meanwhile.
+/// * **Faults**: a Pub/Sub connection that fails (or stops answering its `PING` within the
+///   timeout) reconnects with exponential backoff (50 ms to 5 s), subscribes every topic
+///   again in batches, and each topic reads its stream from the last id it delivered;
+///   subscribers see no gap and no duplicate for what Redis kept. Heartbeats (a layer on the
+///   stream) keep flowing meanwhile.
 /// * A subscriber that falls behind its local buffer catches up from Redis with `XRANGE`.
 ///
 /// Cursors look like `k3Xq9Z.1700000000000-0` (epoch, stream id). Events keep their
@@ -78,7 +88,11 @@ pub(super) struct Inner {
     /// Set when an operation found Redis unreachable, cleared by the next success.
     pub(super) health: backbone::Health,
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
-    pub(super) ensure: Script,
+    /// Each Pub/Sub shard's task.
+    pub(super) shards: Vec<mpsc::UnboundedSender<Command>>,
+    /// Bounds the topics reading their streams at once (after a reconnect: all of them).
+    pub(super) syncs: Semaphore,
+    pub(super) start: Script,
     pub(super) publish: Script,
 }
 
@@ -95,13 +109,14 @@ impl fmt::Debug for RedisHub {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RedisHubBuilder {
-    url: String,
+    pub(super) url: String,
     pub(super) prefix: String,
     pub(super) maxlen: usize,
     pub(super) buffer: usize,
     pub(super) block: Duration,
     pub(super) idle: Duration,
     pub(super) timeout: Duration,
+    pub(super) pubsub: usize,
 }
 
 impl RedisHubBuilder {
@@ -122,8 +137,8 @@ impl RedisHubBuilder {
     }
 
     /// How long a topic's keys live after its last publish while no instance reads it
-    /// (`PEXPIRE`, refreshed by every publish and, while it has subscribers, by its reader
-    /// every [`block`](Self::block) period). Default [`DEFAULT_REDIS_IDLE_TOPIC_AGE`] (24 hours);
+    /// (`PEXPIRE`, refreshed by every publish and, while it has subscribers in this process,
+    /// every third of the age). Default [`DEFAULT_REDIS_IDLE_TOPIC_AGE`] (24 hours);
     /// `Duration::ZERO` keeps keys forever. Topics asked for once and never used again so
     /// leave Redis by themselves; resuming a topic that expired gets `reset`.
     pub fn idle_topic_age(mut self, age: Duration) -> Self {
@@ -137,47 +152,20 @@ impl RedisHubBuilder {
         self
     }
 
-    /// How long a reader's `XREAD` blocks before it checks for an idle topic. Default 2 s.
+    /// How often topics without subscribers release their channel (so a topic's state
+    /// lives this much longer than its last subscriber), and how often each Pub/Sub
+    /// connection is checked with a `PING` (at least every 500 ms). Default 2 s.
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block.max(Duration::from_millis(10));
         self
     }
 
-    /// Connects.
-    ///
-    /// # Errors
-    ///
-    /// When the URL is invalid or Redis cannot be reached.
-    pub async fn connect(self) -> Result<RedisHub, RedisHubError> {
-        let client = Client::open(self.url.as_str())?;
-        // Fail fast: each attempt is bounded by the timeout, and a broken connection is
-        // re-established in the background (a few quick retries), not while callers wait.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(self.timeout);
-        let conn = within(
-            self.timeout,
-            client.get_connection_manager_with_config(config),
-        )
-        .await?;
-        Ok(RedisHub {
-            inner: Arc::new(Inner {
-                client,
-                conn,
-                prefix: self.prefix,
-                maxlen: self.maxlen,
-                buffer: self.buffer,
-                block: self.block,
-                idle: self.idle,
-                timeout: self.timeout,
-                health: backbone::Health::default(),
-                readers: Mutex::new(HashMap::new()),
-                ensure: Script::new(ENSURE),
-                publish: Script::new(PUBLISH),
-            }),
-        })
+    /// How many Pub/Sub connections carry this process's topics (each topic's channel lives
+    /// on one, by a hash of its name). Default 1, between 1 and 16: one connection holds any
+    /// number of channels; more spread the decoding over more tasks.
+    pub fn pubsub_connections(mut self, connections: usize) -> Self {
+        self.pubsub = connections.clamp(1, 16);
+        self
     }
 }
 
@@ -202,6 +190,7 @@ impl RedisHub {
             block: Duration::from_secs(2),
             idle: DEFAULT_REDIS_IDLE_TOPIC_AGE,
             timeout: Duration::from_secs(1),
+            pubsub: 1,
         }
     }
 
@@ -244,7 +233,7 @@ impl RedisHub {
         &self.inner.prefix
     }
 
-    /// Topics with a reader in this process.
+    /// Topics read in this process (subscribed on a Pub/Sub connection).
     pub fn active_topics(&self) -> usize {
         lock(&self.inner.readers).len()
     }
@@ -260,6 +249,17 @@ impl RedisHub {
 pub(crate) struct Keys {
     pub(super) stream: String,
     pub(super) epoch_key: String,
+}
+
+/// Topics reading their streams at once, at most.
+pub(super) const MAX_SYNCS: usize = 64;
+
+/// What a Pub/Sub shard's task is asked to do, in order.
+pub(super) enum Command {
+    /// Subscribe the topic's channel, then find the topic's position.
+    Subscribe(Arc<Reader>),
+    /// Unsubscribe a channel whose topic has no subscriber left.
+    Unsubscribe(String),
 }
 
 /// A topic's reader in this process.

@@ -1,11 +1,11 @@
-//! Redis's side of the wire: stream entry ids, cursors, and the replies of `XRANGE`/`XREAD`
+//! Redis's side of the wire: stream entry ids, cursors, `XRANGE` replies and channel messages
 //! parsed into entries and events. Pure functions, tested without a Redis.
 
 use crate::{cursor::Cursor, event::Event};
 use redis::Value;
 use std::{collections::HashMap, fmt};
 
-/// Entries read per `XREAD` / `XRANGE` call.
+/// Entries read per `XRANGE` call.
 pub(super) const PAGE: usize = 256;
 
 /// A Redis stream entry id (`ms-seq`), ordered as Redis orders them.
@@ -48,7 +48,7 @@ pub(super) fn as_str(v: &Value) -> Option<String> {
     }
 }
 
-/// Entries of an `XRANGE` reply (or of one stream of an `XREAD` reply).
+/// Entries of an `XRANGE` reply.
 pub(super) fn parse_entries(v: Value) -> Vec<(Rid, HashMap<String, String>)> {
     let Value::Array(entries) = v else {
         return Vec::new();
@@ -77,26 +77,6 @@ pub(super) fn parse_entries(v: Value) -> Vec<(Rid, HashMap<String, String>)> {
         .collect()
 }
 
-/// Entries of an `XREAD` reply for one stream.
-pub(super) fn parse_xread(v: Value) -> Vec<(Rid, HashMap<String, String>)> {
-    match v {
-        Value::Array(streams) => streams
-            .into_iter()
-            .flat_map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => {
-                    parse_entries(kv.pop().unwrap_or(Value::Nil))
-                }
-                _ => Vec::new(),
-            })
-            .collect(),
-        Value::Map(streams) => streams
-            .into_iter()
-            .flat_map(|(_, v)| parse_entries(v))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The event of an entry, or `None` for a marker. `epoch_seen` collects an entry's epoch
 /// when it differs from `epoch` (the stream was recreated).
 pub(super) fn to_event(
@@ -113,15 +93,77 @@ pub(super) fn to_event(
     if fields.contains_key("init") {
         return None;
     }
+    event_of(
+        epoch,
+        id,
+        fields.get("n").map(String::as_str),
+        fields.get("d").map(String::as_str),
+    )
+}
+
+/// The event of an entry with `name` and `data`, its id the cursor of `id` under `epoch`.
+fn event_of(epoch: &str, id: Rid, name: Option<&str>, data: Option<&str>) -> Option<Event> {
     let mut event = Event::new();
-    if let Some(data) = fields.get("d") {
-        event = event.data(data.as_str());
+    if let Some(data) = data {
+        event = event.data(data);
     }
-    if let Some(name) = fields.get("n") {
+    if let Some(name) = name {
         // A name written by another producer may not be valid SSE: drop it rather than fail.
-        event = event.clone().event(name.as_str()).unwrap_or(event);
+        event = event.clone().event(name).unwrap_or(event);
     }
     event.id(cursor(epoch, id).as_str()).ok()
+}
+
+/// An entry as the publish script announces it on the topic's channel:
+/// `epoch \n previous-id \n id \n [+name] \n [+data]` (the data last: it may hold newlines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LiveEntry {
+    pub(super) epoch: String,
+    /// The id of the stream's entry before this one: a reader whose position is not this
+    /// one missed something, and reads the stream.
+    pub(super) prev: Rid,
+    pub(super) id: Rid,
+    name: Option<String>,
+    data: Option<String>,
+}
+
+impl LiveEntry {
+    /// The entry's event (as [`to_event`] makes it from the stream).
+    pub(super) fn event(&self) -> Option<Event> {
+        event_of(
+            &self.epoch,
+            self.id,
+            self.name.as_deref(),
+            self.data.as_deref(),
+        )
+    }
+}
+
+/// A channel message from the publish script; `None` when it is not one.
+pub(super) fn parse_live(payload: &[u8]) -> Option<LiveEntry> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(5, '\n');
+    let epoch = parts.next()?;
+    let prev = Rid::parse(parts.next()?)?;
+    let id = Rid::parse(parts.next()?)?;
+    let optional = |part: &str| -> Option<Option<String>> {
+        match part {
+            "" => Some(None),
+            _ => part.strip_prefix('+').map(|s| Some(s.to_owned())),
+        }
+    };
+    let name = optional(parts.next()?)?;
+    let data = optional(parts.next()?)?;
+    if epoch.is_empty() || prev >= id {
+        return None;
+    }
+    Some(LiveEntry {
+        epoch: epoch.to_owned(),
+        prev,
+        id,
+        name,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -189,19 +231,6 @@ mod tests {
     }
 
     #[test]
-    fn xread_replies_in_resp2_and_resp3_shapes() {
-        let entries = Value::Array(vec![entry("7-0", &[("p", "e"), ("d", "x")])]);
-        let resp2 = Value::Array(vec![Value::Array(vec![bulk("stream"), entries.clone()])]);
-        let resp3 = Value::Map(vec![(bulk("stream"), entries)]);
-        for reply in [resp2, resp3] {
-            let got = parse_xread(reply);
-            assert_eq!(got.len(), 1);
-            assert_eq!(got[0].0, Rid(7, 0));
-        }
-        assert!(parse_xread(Value::Nil).is_empty(), "a timed-out XREAD");
-    }
-
-    #[test]
     fn entries_become_events_markers_do_not_and_a_new_epoch_is_noticed() {
         let fields = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
@@ -242,5 +271,31 @@ mod tests {
         .is_none());
         assert_eq!(seen.as_deref(), Some("e2"));
         assert!(to_event("e1", Rid(5, 0), &fields(&[("d", "no epoch")]), &mut seen).is_none());
+    }
+
+    #[test]
+    fn channel_messages_parse_and_malformed_ones_do_not() {
+        let live = parse_live(b"e1\n5-0\n6-1\n+msg\n+a\nb").unwrap();
+        assert_eq!((live.prev, live.id), (Rid(5, 0), Rid(6, 1)));
+        let event = live.event().unwrap();
+        assert_eq!(event.get_id(), Some("e1.6-1"));
+        assert_eq!(event.get_event(), Some("msg"));
+        assert_eq!(event.get_data(), Some("a\nb"), "data keeps its newlines");
+        let bare = parse_live(b"e1\n5-0\n6-0\n\n").unwrap().event().unwrap();
+        assert_eq!((bare.get_event(), bare.get_data()), (None, None));
+        let empty = parse_live(b"e1\n5-0\n6-0\n\n+").unwrap().event().unwrap();
+        assert_eq!(empty.get_data(), Some(""));
+        for bad in [
+            &b""[..],
+            b"e1",
+            b"e1\n5-0\n6-0\n",
+            b"e1\nx\n6-0\n\n",
+            b"e1\n5-0\n6-0\nmsg\n",
+            b"\n5-0\n6-0\n\n",
+            b"e1\n6-0\n6-0\n\n",
+            b"e1\n5-0\n6-0\n\n\xff",
+        ] {
+            assert_eq!(parse_live(bad), None, "{bad:?}");
+        }
     }
 }

@@ -1,0 +1,439 @@
+//! Live delivery on a fixed set of connections, whatever the number of topics.
+//!
+//! The publish script announces each entry on a Pub/Sub channel named like the topic's stream,
+//! with the id of the entry before it. A few shared Pub/Sub connections (shards) carry every
+//! topic this process reads; `SUBSCRIBE` and `UNSUBSCRIBE` are sent in batches as topics come
+//! and go. A message whose previous id is the topic's position is fanned out at once; anything
+//! else (a gap, a new epoch, a malformed message, a reconnect) makes the topic read its stream
+//! from its position (`sync`), so nothing is lost and nothing is delivered twice. A sweeper
+//! releases topics without subscribers and keeps the keys of the others from expiring.
+
+use super::{
+    error::{within, RedisHubError},
+    shared::{lock, Command, Inner, Position, Reader, RedisHub, MAX_BACKOFF},
+    wire::{parse_entries, parse_live, to_event, LiveEntry, Rid, PAGE},
+};
+use crate::{
+    hub::{
+        backbone::{fan_out, fan_out_reset},
+        new_epoch,
+    },
+    observe,
+};
+use futures_util::StreamExt as _;
+use redis::Value;
+use std::{
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+use tokio::sync::mpsc;
+
+/// Channels per `SUBSCRIBE` / `UNSUBSCRIBE`, and keys per refresh pipeline.
+const BATCH: usize = 512;
+
+/// Per topic: whether its stream is being read, and whether it must be read again after that.
+#[derive(Debug, Default)]
+pub(crate) struct TopicState {
+    sync: Mutex<SyncFlags>,
+}
+
+#[derive(Debug, Default)]
+struct SyncFlags {
+    running: bool,
+    again: bool,
+}
+
+/// The shard a topic's channel lives on.
+pub(super) fn shard_of(topic: &str, shards: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    topic.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
+}
+
+fn upgrade(weak: &Weak<Inner>) -> Option<RedisHub> {
+    weak.upgrade().map(|inner| RedisHub { inner })
+}
+
+/// One shard: its Pub/Sub connection, reconnected with backoff, every topic of the shard
+/// subscribed again (in batches) and read from its position after each reconnect.
+pub(super) async fn run_shard(
+    weak: Weak<Inner>,
+    shard: usize,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match serve_shard(&weak, shard, &mut commands).await {
+            Ok(()) => return, // the hub is gone
+            Err(error) => {
+                let Some(hub) = upgrade(&weak) else { return };
+                hub.record(Some(&error));
+                observe::backbone_reconnect("redis");
+                tracing::debug!(%error, shard, ?backoff, "redis hub: Pub/Sub connection lost; reconnecting");
+            }
+        }
+        // Wait out the backoff; commands queued meanwhile are in the readers map already.
+        let wait = tokio::time::sleep(backoff);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                command = commands.recv() => if command.is_none() { return },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn serve_shard(
+    weak: &Weak<Inner>,
+    shard: usize,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+) -> Result<(), RedisHubError> {
+    let Some(hub) = upgrade(weak) else {
+        return Ok(());
+    };
+    let timeout = hub.inner.timeout;
+    let pubsub = within(timeout, hub.inner.client.get_async_pubsub()).await?;
+    let (mut sink, mut messages) = pubsub.split();
+    // Everything asked for so far is in the readers map: subscribe it all, then read each
+    // topic from its position (what was published while we were away).
+    while commands.try_recv().is_ok() {}
+    let shards = hub.inner.shards.len();
+    let topics: Vec<Arc<Reader>> = lock(&hub.inner.readers)
+        .values()
+        .filter(|reader| shard_of(&reader.topic, shards) == shard)
+        .cloned()
+        .collect();
+    for chunk in topics.chunks(BATCH) {
+        let channels: Vec<&str> = chunk.iter().map(|r| r.key.stream.as_str()).collect();
+        within(timeout, sink.subscribe(channels)).await?;
+    }
+    hub.record(None);
+    for reader in &topics {
+        request_sync(&hub, reader);
+    }
+    drop(topics);
+    let ping_every = hub.inner.block.max(Duration::from_millis(500));
+    drop(hub);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return Err(connection_lost("the Pub/Sub connection closed"));
+                };
+                let Some(hub) = upgrade(weak) else { return Ok(()) };
+                dispatch(&hub, &message);
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return Ok(()) };
+                let Some(hub) = upgrade(weak) else { return Ok(()) };
+                let mut batch = vec![command];
+                while batch.len() < BATCH {
+                    match commands.try_recv() {
+                        Ok(command) => batch.push(command),
+                        Err(_) => break,
+                    }
+                }
+                apply(&hub, &mut sink, batch).await?;
+            }
+            _ = ping.tick() => {
+                // A peer that stopped answering is noticed within the timeout.
+                within(timeout, sink.ping::<Value>()).await?;
+            }
+        }
+    }
+}
+
+fn connection_lost(what: &'static str) -> RedisHubError {
+    RedisHubError::from(redis::RedisError::from((redis::ErrorKind::Io, what)))
+}
+
+/// Runs a batch of commands in order, consecutive ones of a kind as one command.
+async fn apply(
+    hub: &RedisHub,
+    sink: &mut redis::aio::PubSubSink,
+    batch: Vec<Command>,
+) -> Result<(), RedisHubError> {
+    let mut subscribe: Vec<Arc<Reader>> = Vec::new();
+    let mut unsubscribe: Vec<String> = Vec::new();
+    for command in batch {
+        match command {
+            Command::Subscribe(reader) => {
+                flush_unsubscribe(hub, sink, &mut unsubscribe).await?;
+                subscribe.push(reader);
+            }
+            Command::Unsubscribe(channel) => {
+                flush_subscribe(hub, sink, &mut subscribe).await?;
+                unsubscribe.push(channel);
+            }
+        }
+    }
+    flush_subscribe(hub, sink, &mut subscribe).await?;
+    flush_unsubscribe(hub, sink, &mut unsubscribe).await
+}
+
+async fn flush_subscribe(
+    hub: &RedisHub,
+    sink: &mut redis::aio::PubSubSink,
+    readers: &mut Vec<Arc<Reader>>,
+) -> Result<(), RedisHubError> {
+    if readers.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<&str> = readers.iter().map(|r| r.key.stream.as_str()).collect();
+    within(hub.inner.timeout, sink.subscribe(channels)).await?;
+    // Subscribed: whatever is published from now on arrives; find where each topic is.
+    for reader in readers.drain(..) {
+        request_sync(hub, &reader);
+    }
+    Ok(())
+}
+
+async fn flush_unsubscribe(
+    hub: &RedisHub,
+    sink: &mut redis::aio::PubSubSink,
+    channels: &mut Vec<String>,
+) -> Result<(), RedisHubError> {
+    if channels.is_empty() {
+        return Ok(());
+    }
+    within(hub.inner.timeout, sink.unsubscribe(&*channels)).await?;
+    channels.clear();
+    Ok(())
+}
+
+/// A channel message: fanned out when it follows the topic's position, else the topic reads
+/// its stream.
+fn dispatch(hub: &RedisHub, message: &redis::Msg) {
+    let channel = message.get_channel_name();
+    let Some(topic) = channel
+        .strip_prefix(hub.inner.prefix.as_str())
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return;
+    };
+    let Some(reader) = lock(&hub.inner.readers).get(topic).cloned() else {
+        return; // released meanwhile
+    };
+    let live = parse_live(message.get_payload_bytes());
+    if live.is_none() {
+        tracing::debug!(
+            topic,
+            "redis hub: unreadable channel message; reading the stream"
+        );
+    }
+    let mut flags = lock(&reader.state.sync);
+    if !flags.running && follows(&reader, live.as_ref()) {
+        return;
+    }
+    start_sync(hub, &reader, &mut flags);
+}
+
+/// Fans `live` out when it continues the topic's position (`true`), or ignores it when it is
+/// one already delivered (`true`); `false` when the stream must be read.
+fn follows(reader: &Reader, live: Option<&LiveEntry>) -> bool {
+    let position = reader.position.borrow().clone();
+    let (Some(position), Some(live)) = (position, live) else {
+        return false;
+    };
+    if *position.epoch != *live.epoch {
+        return false;
+    }
+    if live.id <= position.last {
+        return true; // read from the stream already
+    }
+    if live.prev != position.last {
+        return false; // something in between was missed
+    }
+    fan_out(reader, live.id, live.event());
+    true
+}
+
+/// Reads the topic's stream from its position now, or once more when a read is under way.
+pub(super) fn request_sync(hub: &RedisHub, reader: &Arc<Reader>) {
+    let mut flags = lock(&reader.state.sync);
+    start_sync(hub, reader, &mut flags);
+}
+
+fn start_sync(hub: &RedisHub, reader: &Arc<Reader>, flags: &mut SyncFlags) {
+    if flags.running {
+        flags.again = true;
+        return;
+    }
+    flags.running = true;
+    tokio::spawn(sync(hub.clone(), reader.clone()));
+}
+
+/// Reads the topic's stream from its position until nothing is left to read, retrying with
+/// backoff while Redis does not answer (its subscribers keep their heartbeats meanwhile).
+async fn sync(hub: RedisHub, reader: Arc<Reader>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let result = {
+            let _permit = hub.inner.syncs.acquire().await;
+            sync_once(&hub, &reader).await.map_err(RedisHubError::from)
+        };
+        hub.record(result.as_ref().err());
+        match result {
+            Ok(()) => {
+                let mut flags = lock(&reader.state.sync);
+                if flags.again {
+                    flags.again = false;
+                    continue;
+                }
+                flags.running = false;
+                return;
+            }
+            Err(error) => {
+                if reader.tx.receiver_count() == 0 {
+                    // No one is left to read it: the sweeper releases it.
+                    lock(&reader.state.sync).running = false;
+                    return;
+                }
+                tracing::debug!(%error, topic = %reader.topic, ?backoff, "redis hub: reading the stream failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn sync_once(hub: &RedisHub, reader: &Reader) -> Result<(), redis::RedisError> {
+    let mut conn = hub.inner.conn.clone();
+    let (epoch, last): (String, String) = hub
+        .inner
+        .start
+        .key(&reader.key.stream)
+        .key(&reader.key.epoch_key)
+        .arg(new_epoch())
+        .arg(hub.idle_ms())
+        .invoke_async(&mut conn)
+        .await?;
+    let last = Rid::parse(&last).unwrap_or(Rid::ZERO);
+    let current = reader.position.borrow().clone();
+    let mut after = match current {
+        // First start: live entries begin after the stream's current end.
+        None => {
+            reader.position.send_replace(Some(Position {
+                epoch: epoch.into(),
+                last,
+            }));
+            return Ok(());
+        }
+        // The stream was lost while we were away: subscribers reset, then get everything the
+        // new stream holds (all of it came after the loss).
+        Some(p) if *p.epoch != *epoch => {
+            fan_out_reset(
+                reader,
+                Position {
+                    epoch: epoch.into(),
+                    last: Rid::ZERO,
+                },
+            );
+            Rid::ZERO
+        }
+        Some(p) => p.last,
+    };
+    loop {
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&reader.key.stream)
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(&mut conn)
+            .await?;
+        let entries = parse_entries(reply);
+        let full = entries.len() == PAGE;
+        let Some(position) = reader.position.borrow().clone() else {
+            return Ok(());
+        };
+        let mut reset = false;
+        for (id, fields) in entries {
+            let mut new_epoch_seen = None;
+            let event = to_event(&position.epoch, id, &fields, &mut new_epoch_seen);
+            if let Some(epoch) = new_epoch_seen {
+                // Recreated under our feet: reset subscribers just before this entry, which
+                // the next page returns again.
+                fan_out_reset(
+                    reader,
+                    Position {
+                        epoch: epoch.into(),
+                        last: id.before(),
+                    },
+                );
+                after = id.before();
+                reset = true;
+                break;
+            }
+            after = id;
+            fan_out(reader, id, event);
+        }
+        if !full && !reset {
+            return Ok(());
+        }
+    }
+}
+
+/// Every `block` period: releases topics no subscriber reads any more (their channels are
+/// unsubscribed) and, every third of the idle age, keeps the keys of the others from
+/// expiring. Ends with the hub.
+pub(super) async fn sweep(weak: Weak<Inner>) {
+    let Some(hub) = upgrade(&weak) else { return };
+    let every = hub.inner.block;
+    let refresh_every = (!hub.inner.idle.is_zero()).then(|| (hub.inner.idle / 3).max(every));
+    drop(hub);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refreshed = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(hub) = upgrade(&weak) else { return };
+        release_idle(&hub);
+        if let Some(refresh_every) = refresh_every {
+            if refreshed.elapsed() >= refresh_every {
+                refreshed = tokio::time::Instant::now();
+                refresh(&hub).await;
+            }
+        }
+    }
+}
+
+fn release_idle(hub: &RedisHub) {
+    let shards = hub.inner.shards.len();
+    let mut readers = lock(&hub.inner.readers);
+    // Under the readers lock: a subscription registering now either found the reader (and
+    // holds a receiver) or starts a new one, whose SUBSCRIBE is queued after this UNSUBSCRIBE.
+    readers.retain(|topic, reader| {
+        if reader.tx.receiver_count() > 0 {
+            return true;
+        }
+        let _ = hub.inner.shards[shard_of(topic, shards)]
+            .send(Command::Unsubscribe(reader.key.stream.clone()));
+        false
+    });
+}
+
+async fn refresh(hub: &RedisHub) {
+    let keys: Vec<(String, String)> = lock(&hub.inner.readers)
+        .values()
+        .map(|r| (r.key.stream.clone(), r.key.epoch_key.clone()))
+        .collect();
+    let idle = hub.idle_ms();
+    for chunk in keys.chunks(BATCH) {
+        let mut pipe = redis::pipe();
+        for (stream, epoch_key) in chunk {
+            pipe.cmd("PEXPIRE").arg(stream).arg(idle).ignore();
+            pipe.cmd("PEXPIRE").arg(epoch_key).arg(idle).ignore();
+        }
+        let mut conn = hub.inner.conn.clone();
+        if let Err(error) = hub.op(pipe.query_async::<()>(&mut conn)).await {
+            tracing::debug!(%error, "redis hub: refreshing subscribed topics failed");
+            return;
+        }
+    }
+}
