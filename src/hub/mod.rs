@@ -121,6 +121,13 @@ pub use self::redis::{
 };
 pub use crate::cursor::Cursor;
 pub use access::check_access;
+
+/// The default local live buffer per topic of the shared backbones (`RedisHub`, `NatsHub`):
+/// 16 events. Small, because every topic an instance reads holds one (about 1 KiB at 16); a
+/// subscriber that falls further behind catches up from the backbone's history.
+#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "nats"))))]
+pub const DEFAULT_BACKBONE_BUFFER: usize = 16;
 pub(crate) use contract::{
     new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason,
 };

@@ -6,8 +6,10 @@
 //! ([`Backbone`]); the rest is here once.
 
 mod subscription;
+mod sync;
 
 pub(crate) use subscription::Subscription;
+pub(crate) use sync::{on_live, request_sync, spawn_workers, sync_all, SyncQueue, SyncState};
 
 use crate::{cursor::Cursor, event::Event};
 use std::{
@@ -61,8 +63,6 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
     type Key: Send + Sync + 'static;
     /// What a replay step fails with.
     type Error: fmt::Display + Send;
-    /// What the backbone keeps per topic beside the common reader state.
-    type State: Default + Send + Sync + 'static;
 
     /// The backbone's name in logs.
     const NAME: &'static str;
@@ -73,10 +73,23 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
     fn key(&self, topic: &str) -> Self::Key;
     /// The topics' readers in this process.
     fn readers(&self) -> &Mutex<HashMap<String, Arc<Reader<Self>>>>;
+    /// The readers whose subscriptions ended since the sweeper last looked (see
+    /// [`release_idle`]).
+    fn released(&self) -> &Mutex<Vec<Arc<Reader<Self>>>>;
     /// The size of a topic's local buffer.
     fn buffer(&self) -> usize;
     /// Starts live delivery for a new reader (it finds the topic's position).
     fn spawn_reader(&self, reader: Arc<Reader<Self>>);
+    /// Where topics wait for a [`sync`] worker.
+    fn sync_queue(&self) -> &SyncQueue<Self>;
+    /// Reads the topic from the backbone: its first position when it has none, else every
+    /// entry after its position (fanned out), or a reset when the topic's history was lost.
+    fn sync_once(
+        &self,
+        reader: &Reader<Self>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Notes an operation's outcome (the backbone is down after an unavailable error).
+    fn record(&self, error: Option<&Self::Error>);
     /// How long a subscription may wait for its start (the reader's first position, then the
     /// replay) before it gives up and ends, so the client reconnects and resumes instead of
     /// waiting on a stream that never delivers.
@@ -106,7 +119,9 @@ pub(crate) enum Live<Id> {
         event: Event,
     },
     /// History was lost (the store recreated, or deleted while away): continue from here.
-    Reset(Position<Id>),
+    /// Boxed: a reset is rare, and every slot of every topic's buffer is as large as the
+    /// largest variant.
+    Reset(Box<Position<Id>>),
 }
 
 /// A topic's one reader in this process, as subscriptions see it.
@@ -116,8 +131,8 @@ pub(crate) struct Reader<B: Backbone> {
     pub(crate) tx: broadcast::Sender<Live<B::Id>>,
     /// `None` until the reader has found the topic's end; updated with each fan-out.
     pub(crate) position: watch::Sender<Option<Position<B::Id>>>,
-    /// The backbone's own per-topic state.
-    pub(crate) state: B::State,
+    /// Whether the topic is being read from the backbone.
+    pub(crate) sync: SyncState,
 }
 
 /// The reader's position when a subscription registered; `None` while the reader has not
@@ -162,7 +177,7 @@ pub(crate) fn register<B: Backbone>(
                 key: backbone.key(topic),
                 tx: broadcast::channel(backbone.buffer()).0,
                 position: watch::channel(None).0,
-                state: B::State::default(),
+                sync: SyncState::default(),
             });
             readers.insert(topic.to_owned(), reader.clone());
             backbone.spawn_reader(reader.clone());
@@ -276,6 +291,33 @@ pub(crate) fn fan_out<B: Backbone>(reader: &Reader<B>, id: B::Id, event: Option<
 pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<B::Id>) {
     reader.position.send_modify(|p| {
         *p = Some(position.clone());
-        let _ = reader.tx.send(Live::Reset(position));
+        let _ = reader.tx.send(Live::Reset(Box::new(position)));
     });
+}
+
+/// Releases the readers left without subscribers: those whose subscriptions ended a sweep
+/// period ago (`due`, so a topic lives one to two periods after its last subscriber) are
+/// removed from the readers map, under its lock, and handed to `removed`; those that ended
+/// since become due. Only readers whose subscriptions ended are looked at, so a sweep costs
+/// nothing for the topics that keep theirs.
+pub(crate) fn release_idle<B: Backbone>(
+    backbone: &B,
+    due: &mut Vec<Arc<Reader<B>>>,
+    mut removed: impl FnMut(&Reader<B>),
+) {
+    let checking = std::mem::replace(due, std::mem::take(&mut *lock(backbone.released())));
+    if checking.is_empty() {
+        return;
+    }
+    let mut readers = lock(backbone.readers());
+    for reader in checking {
+        if reader.tx.receiver_count() == 0
+            && readers
+                .get(&reader.topic)
+                .is_some_and(|current| Arc::ptr_eq(current, &reader))
+        {
+            readers.remove(&reader.topic);
+            removed(&reader);
+        }
+    }
 }

@@ -59,6 +59,13 @@ impl<B: Backbone> Subscription<B> {
     }
 }
 
+impl<B: Backbone> Drop for Subscription<B> {
+    fn drop(&mut self) {
+        // The sweeper looks at this topic's reader: it may have no subscriber left.
+        super::lock(self.backbone.released()).push(self.reader.clone());
+    }
+}
+
 impl<B: Backbone> fmt::Debug for Subscription<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")

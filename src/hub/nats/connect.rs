@@ -4,7 +4,7 @@
 use super::{
     error::{within, NatsHubError},
     live,
-    shared::{ensure_stream, stream_config, Inner, NatsHub, NatsHubBuilder, LIVE, MAX_SYNCS},
+    shared::{ensure_stream, stream_config, Inner, NatsHub, NatsHubBuilder, LIVE},
     wire,
 };
 use crate::hub::backbone;
@@ -62,6 +62,7 @@ impl NatsHubBuilder {
             client.subscribe(format!("{LIVE}.{}.>", self.prefix)),
         )
         .await?;
+        let (syncs, sync_queue) = tokio::sync::mpsc::unbounded_channel();
         let hub = NatsHub {
             inner: Arc::new(Inner {
                 client,
@@ -77,14 +78,20 @@ impl NatsHubBuilder {
                 last: Mutex::new(HashMap::new()),
                 health: backbone::Health::default(),
                 readers: Mutex::new(HashMap::new()),
+                released: Mutex::new(Vec::new()),
                 publishing: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
                 checked: tokio::sync::Mutex::new(std::time::Instant::now()),
-                syncs: tokio::sync::Semaphore::new(MAX_SYNCS),
+                syncs,
             }),
         };
         // The tasks hold the hub weakly: they end with it.
         tokio::spawn(live::run_live(Arc::downgrade(&hub.inner), messages, events));
         tokio::spawn(live::sweep(Arc::downgrade(&hub.inner)));
+        let weak = Arc::downgrade(&hub.inner);
+        backbone::spawn_workers(
+            move || weak.upgrade().map(|inner| NatsHub { inner }),
+            sync_queue,
+        );
         Ok(hub)
     }
 }

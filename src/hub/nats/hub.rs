@@ -3,7 +3,7 @@
 
 use super::{
     error::{ErrorKind, NatsHubError},
-    live::{request_sync, TopicState},
+    live::sync_once,
     shared::{lock, NatsHub, Position, Reader, PUBLISH_CACHE},
     start::try_start,
     subscription::NatsSubscription,
@@ -13,7 +13,7 @@ use crate::{
     cursor::Cursor,
     event::Event,
     hub::{
-        backbone::{Backbone, Phase, Start, Subscription},
+        backbone::{request_sync, Backbone, Phase, Start, Subscription, SyncQueue},
         Hub,
     },
     observe,
@@ -149,7 +149,6 @@ impl Backbone for NatsHub {
     type Id = u64;
     type Key = String;
     type Error = NatsHubError;
-    type State = TopicState;
     const NAME: &'static str = "nats";
 
     fn cursor(epoch: &str, seq: u64) -> Cursor {
@@ -164,8 +163,24 @@ impl Backbone for NatsHub {
         &self.inner.readers
     }
 
+    fn released(&self) -> &Mutex<Vec<Arc<Reader>>> {
+        &self.inner.released
+    }
+
     fn buffer(&self) -> usize {
         self.inner.buffer
+    }
+
+    fn sync_queue(&self) -> &SyncQueue<Self> {
+        &self.inner.syncs
+    }
+
+    async fn sync_once(&self, reader: &Reader) -> Result<(), NatsHubError> {
+        sync_once(self, reader).await
+    }
+
+    fn record(&self, error: Option<&NatsHubError>) {
+        NatsHub::record(self, error);
     }
 
     fn start_deadline(&self) -> std::time::Duration {

@@ -11,32 +11,17 @@
 
 use super::{
     error::{ErrorKind, NatsHubError},
-    shared::{lock, Inner, NatsHub, Position, Reader, LIVE, MAX_BACKOFF},
+    shared::{lock, Inner, NatsHub, Position, Reader, LIVE},
     start::next_on,
     wire,
 };
 use crate::{
-    hub::backbone::{fan_out, fan_out_reset},
+    hub::backbone::{fan_out, fan_out_reset, on_live, release_idle, sync_all},
     observe,
 };
 use futures_util::StreamExt as _;
-use std::{
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
-};
+use std::sync::Weak;
 use tokio::sync::mpsc;
-
-/// Per topic: whether it is reading the stream, and whether it must read it again after that.
-#[derive(Debug, Default)]
-pub(crate) struct TopicState {
-    sync: Mutex<SyncFlags>,
-}
-
-#[derive(Debug, Default)]
-struct SyncFlags {
-    running: bool,
-    again: bool,
-}
 
 fn upgrade(weak: &Weak<Inner>) -> Option<NatsHub> {
     weak.upgrade().map(|inner| NatsHub { inner })
@@ -96,11 +81,7 @@ fn dispatch(hub: &NatsHub, message: &async_nats::Message) {
     let Some(reader) = lock(&hub.inner.readers).get(&topic).cloned() else {
         return; // not read in this process
     };
-    let mut flags = lock(&reader.state.sync);
-    if !flags.running && follows(hub, &reader, message) {
-        return;
-    }
-    start_sync(hub, &reader, &mut flags);
+    on_live(hub, &reader, |reader| follows(hub, reader, message));
 }
 
 /// Fans `message` out when it continues the topic's position (`true`), or ignores it when it
@@ -127,63 +108,8 @@ fn follows(hub: &NatsHub, reader: &Reader, message: &async_nats::Message) -> boo
     true
 }
 
-/// Every topic read in this process reads the stream from its position.
-pub(super) fn sync_all(hub: &NatsHub) {
-    let readers: Vec<Arc<Reader>> = lock(&hub.inner.readers).values().cloned().collect();
-    for reader in &readers {
-        request_sync(hub, reader);
-    }
-}
-
-/// Reads the topic's stream from its position now, or once more when a read is under way.
-pub(super) fn request_sync(hub: &NatsHub, reader: &Arc<Reader>) {
-    let mut flags = lock(&reader.state.sync);
-    start_sync(hub, reader, &mut flags);
-}
-
-fn start_sync(hub: &NatsHub, reader: &Arc<Reader>, flags: &mut SyncFlags) {
-    if flags.running {
-        flags.again = true;
-        return;
-    }
-    flags.running = true;
-    tokio::spawn(sync(hub.clone(), reader.clone()));
-}
-
-/// Reads the topic's stream from its position until nothing is left, retrying with backoff
-/// while NATS does not answer.
-async fn sync(hub: NatsHub, reader: Arc<Reader>) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let result = {
-            let _permit = hub.inner.syncs.acquire().await;
-            sync_once(&hub, &reader).await
-        };
-        match result {
-            Ok(()) => {
-                let mut flags = lock(&reader.state.sync);
-                if flags.again {
-                    flags.again = false;
-                    continue;
-                }
-                flags.running = false;
-                return;
-            }
-            Err(error) => {
-                hub.record(Some(&error));
-                if reader.tx.receiver_count() == 0 {
-                    lock(&reader.state.sync).running = false;
-                    return;
-                }
-                tracing::debug!(%error, topic = %reader.topic, ?backoff, "nats hub: reading the stream failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
-}
-
-async fn sync_once(hub: &NatsHub, reader: &Reader) -> Result<(), NatsHubError> {
+/// Reads the topic from the stream (see `Backbone::sync_once`).
+pub(super) async fn sync_once(hub: &NatsHub, reader: &Reader) -> Result<(), NatsHubError> {
     let epoch = hub.recent_epoch().await?;
     let current = reader.position.borrow().clone();
     let mut after = match current {
@@ -240,10 +166,11 @@ pub(super) async fn sweep(weak: Weak<Inner>) {
     drop(hub);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due = Vec::new();
     loop {
         tick.tick().await;
         let Some(hub) = upgrade(&weak) else { return };
-        lock(&hub.inner.readers).retain(|_, reader| reader.tx.receiver_count() > 0);
+        release_idle(&hub, &mut due, |_| {});
         if lock(&hub.inner.readers).is_empty() {
             continue;
         }

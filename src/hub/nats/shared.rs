@@ -15,11 +15,9 @@ use std::{
     time::Duration,
 };
 
-pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
+pub(super) use crate::hub::backbone::lock;
 /// The subject prefix the stream republishes live copies under.
 pub(super) const LIVE: &str = "_TP_LIVE";
-/// Topics reading the stream at once, at most.
-pub(super) const MAX_SYNCS: usize = 64;
 /// The most topics whose last sequence the hub remembers for publishing.
 pub(super) const PUBLISH_CACHE: usize = 10_000;
 
@@ -95,12 +93,14 @@ pub(super) struct Inner {
     pub(super) last: Mutex<HashMap<String, u64>>,
     pub(super) health: backbone::Health,
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
+    /// Readers whose subscriptions ended since the last sweep.
+    pub(super) released: Mutex<Vec<Arc<Reader>>>,
     /// One publish at a time per topic in this process (striped).
     pub(super) publishing: Box<[tokio::sync::Mutex<()>]>,
     /// When the stream's epoch was last checked, and a lock so one reader checks at a time.
     pub(super) checked: tokio::sync::Mutex<std::time::Instant>,
-    /// Bounds the topics reading the stream at once (after a reconnect: all of them).
-    pub(super) syncs: tokio::sync::Semaphore,
+    /// Topics waiting to read the stream.
+    pub(super) syncs: backbone::SyncQueue<NatsHub>,
 }
 
 impl fmt::Debug for NatsHub {
@@ -148,7 +148,10 @@ impl NatsHubBuilder {
         self
     }
 
-    /// Size of the local live buffer a topic's subscribers share in this process. Default 256.
+    /// Size of the local live buffer a topic's subscribers share in this process. Default
+    /// [`DEFAULT_BACKBONE_BUFFER`](crate::hub::DEFAULT_BACKBONE_BUFFER) (16): every topic
+    /// read here holds one, so it is what a topic costs; a subscriber that falls further
+    /// behind catches up from the backbone's history (nothing is lost).
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = events.max(1);
         self
@@ -236,7 +239,7 @@ impl NatsHub {
             stream: None,
             max_per_topic: 10_000,
             max_age: Duration::ZERO,
-            buffer: 256,
+            buffer: crate::hub::DEFAULT_BACKBONE_BUFFER,
             block: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
         }

@@ -4,7 +4,7 @@ use super::{
     error::{within, RedisHubError},
     live,
     scripts::{PUBLISH, START},
-    shared::{Inner, RedisHub, RedisHubBuilder, MAX_SYNCS},
+    shared::{Inner, RedisHub, RedisHubBuilder},
 };
 use crate::hub::backbone;
 use redis::{Client, Script};
@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 impl RedisHubBuilder {
     /// Connects.
@@ -34,6 +34,7 @@ impl RedisHubBuilder {
             client.get_connection_manager_with_config(config),
         )
         .await?;
+        let (syncs, sync_queue) = mpsc::unbounded_channel();
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..self.pubsub).map(|_| mpsc::unbounded_channel()).unzip();
         let hub = RedisHub {
@@ -48,8 +49,9 @@ impl RedisHubBuilder {
                 timeout: self.timeout,
                 health: backbone::Health::default(),
                 readers: Mutex::new(HashMap::new()),
+                released: Mutex::new(Vec::new()),
                 shards: senders,
-                syncs: Semaphore::new(MAX_SYNCS),
+                syncs,
                 start: Script::new(START),
                 publish: Script::new(PUBLISH),
             }),
@@ -59,6 +61,11 @@ impl RedisHubBuilder {
             tokio::spawn(live::run_shard(Arc::downgrade(&hub.inner), shard, commands));
         }
         tokio::spawn(live::sweep(Arc::downgrade(&hub.inner)));
+        let weak = Arc::downgrade(&hub.inner);
+        backbone::spawn_workers(
+            move || weak.upgrade().map(|inner| RedisHub { inner }),
+            sync_queue,
+        );
         Ok(hub)
     }
 }

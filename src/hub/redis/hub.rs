@@ -3,7 +3,7 @@
 
 use super::{
     error::{ErrorKind, RedisHubError},
-    live::{shard_of, TopicState},
+    live::{shard_of, sync_once},
     shared::{Command, Keys, Position, Reader, RedisHub},
     start::try_start,
     subscription::RedisSubscription,
@@ -13,7 +13,7 @@ use crate::{
     cursor::Cursor,
     event::Event,
     hub::{
-        backbone::{Backbone, Phase, Start, Subscription},
+        backbone::{Backbone, Phase, Start, Subscription, SyncQueue},
         new_epoch, Hub,
     },
     observe,
@@ -29,7 +29,6 @@ impl Backbone for RedisHub {
     type Id = Rid;
     type Key = Keys;
     type Error = RedisHubError;
-    type State = TopicState;
     const NAME: &'static str = "redis";
 
     fn cursor(epoch: &str, id: Rid) -> Cursor {
@@ -44,6 +43,10 @@ impl Backbone for RedisHub {
         &self.inner.readers
     }
 
+    fn released(&self) -> &Mutex<Vec<Arc<Reader>>> {
+        &self.inner.released
+    }
+
     fn buffer(&self) -> usize {
         self.inner.buffer
     }
@@ -52,6 +55,18 @@ impl Backbone for RedisHub {
         // Called under the readers lock: ordered with the sweeper's unsubscribes.
         let shard = shard_of(&reader.topic, self.inner.shards.len());
         let _ = self.inner.shards[shard].send(Command::Subscribe(reader));
+    }
+
+    fn sync_queue(&self) -> &SyncQueue<Self> {
+        &self.inner.syncs
+    }
+
+    async fn sync_once(&self, reader: &Reader) -> Result<(), RedisHubError> {
+        sync_once(self, reader).await.map_err(RedisHubError::from)
+    }
+
+    fn record(&self, error: Option<&RedisHubError>) {
+        RedisHub::record(self, error);
     }
 
     fn start_deadline(&self) -> Duration {
@@ -84,7 +99,9 @@ impl Hub for RedisHub {
         topic: &str,
         event: Event,
     ) -> impl Future<Output = Result<Cursor, RedisHubError>> + Send {
-        let Keys { stream, epoch_key } = self.keys(topic);
+        let keys = self.keys(topic);
+        let epoch_key = keys.epoch_key();
+        let stream = keys.stream;
         let hub = self.clone();
         async move {
             let mut conn = hub.inner.conn.clone();

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     hub::{
-        backbone::{fan_out, fan_out_reset},
+        backbone::{fan_out, fan_out_reset, on_live, release_idle, request_sync},
         new_epoch,
     },
     observe,
@@ -24,25 +24,13 @@ use futures_util::StreamExt as _;
 use redis::Value;
 use std::{
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Weak},
     time::Duration,
 };
 use tokio::sync::mpsc;
 
 /// Channels per `SUBSCRIBE` / `UNSUBSCRIBE`, and keys per refresh pipeline.
 const BATCH: usize = 512;
-
-/// Per topic: whether its stream is being read, and whether it must be read again after that.
-#[derive(Debug, Default)]
-pub(crate) struct TopicState {
-    sync: Mutex<SyncFlags>,
-}
-
-#[derive(Debug, Default)]
-struct SyncFlags {
-    running: bool,
-    again: bool,
-}
 
 /// The shard a topic's channel lives on.
 pub(super) fn shard_of(topic: &str, shards: usize) -> usize {
@@ -226,11 +214,7 @@ fn dispatch(hub: &RedisHub, message: &redis::Msg) {
             "redis hub: unreadable channel message; reading the stream"
         );
     }
-    let mut flags = lock(&reader.state.sync);
-    if !flags.running && follows(&reader, live.as_ref()) {
-        return;
-    }
-    start_sync(hub, &reader, &mut flags);
+    on_live(hub, &reader, |reader| follows(reader, live.as_ref()));
 }
 
 /// Fans `live` out when it continues the topic's position (`true`), or ignores it when it is
@@ -253,62 +237,14 @@ fn follows(reader: &Reader, live: Option<&LiveEntry>) -> bool {
     true
 }
 
-/// Reads the topic's stream from its position now, or once more when a read is under way.
-pub(super) fn request_sync(hub: &RedisHub, reader: &Arc<Reader>) {
-    let mut flags = lock(&reader.state.sync);
-    start_sync(hub, reader, &mut flags);
-}
-
-fn start_sync(hub: &RedisHub, reader: &Arc<Reader>, flags: &mut SyncFlags) {
-    if flags.running {
-        flags.again = true;
-        return;
-    }
-    flags.running = true;
-    tokio::spawn(sync(hub.clone(), reader.clone()));
-}
-
-/// Reads the topic's stream from its position until nothing is left to read, retrying with
-/// backoff while Redis does not answer (its subscribers keep their heartbeats meanwhile).
-async fn sync(hub: RedisHub, reader: Arc<Reader>) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let result = {
-            let _permit = hub.inner.syncs.acquire().await;
-            sync_once(&hub, &reader).await.map_err(RedisHubError::from)
-        };
-        hub.record(result.as_ref().err());
-        match result {
-            Ok(()) => {
-                let mut flags = lock(&reader.state.sync);
-                if flags.again {
-                    flags.again = false;
-                    continue;
-                }
-                flags.running = false;
-                return;
-            }
-            Err(error) => {
-                if reader.tx.receiver_count() == 0 {
-                    // No one is left to read it: the sweeper releases it.
-                    lock(&reader.state.sync).running = false;
-                    return;
-                }
-                tracing::debug!(%error, topic = %reader.topic, ?backoff, "redis hub: reading the stream failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
-}
-
-async fn sync_once(hub: &RedisHub, reader: &Reader) -> Result<(), redis::RedisError> {
+/// Reads the topic's stream (see `Backbone::sync_once`).
+pub(super) async fn sync_once(hub: &RedisHub, reader: &Reader) -> Result<(), redis::RedisError> {
     let mut conn = hub.inner.conn.clone();
     let (epoch, last): (String, String) = hub
         .inner
         .start
         .key(&reader.key.stream)
-        .key(&reader.key.epoch_key)
+        .key(reader.key.epoch_key())
         .arg(new_epoch())
         .arg(hub.idle_ms())
         .invoke_async(&mut conn)
@@ -390,10 +326,18 @@ pub(super) async fn sweep(weak: Weak<Inner>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refreshed = tokio::time::Instant::now();
+    let mut due = Vec::new();
     loop {
         tick.tick().await;
         let Some(hub) = upgrade(&weak) else { return };
-        release_idle(&hub);
+        let shards = hub.inner.shards.len();
+        // Under the readers lock: a subscription registering now either found the reader
+        // (and holds a receiver) or starts a new one, whose SUBSCRIBE is queued after this
+        // UNSUBSCRIBE.
+        release_idle(&hub, &mut due, |reader| {
+            let _ = hub.inner.shards[shard_of(&reader.topic, shards)]
+                .send(Command::Unsubscribe(reader.key.stream.clone()));
+        });
         if let Some(refresh_every) = refresh_every {
             if refreshed.elapsed() >= refresh_every {
                 refreshed = tokio::time::Instant::now();
@@ -403,25 +347,10 @@ pub(super) async fn sweep(weak: Weak<Inner>) {
     }
 }
 
-fn release_idle(hub: &RedisHub) {
-    let shards = hub.inner.shards.len();
-    let mut readers = lock(&hub.inner.readers);
-    // Under the readers lock: a subscription registering now either found the reader (and
-    // holds a receiver) or starts a new one, whose SUBSCRIBE is queued after this UNSUBSCRIBE.
-    readers.retain(|topic, reader| {
-        if reader.tx.receiver_count() > 0 {
-            return true;
-        }
-        let _ = hub.inner.shards[shard_of(topic, shards)]
-            .send(Command::Unsubscribe(reader.key.stream.clone()));
-        false
-    });
-}
-
 async fn refresh(hub: &RedisHub) {
     let keys: Vec<(String, String)> = lock(&hub.inner.readers)
         .values()
-        .map(|r| (r.key.stream.clone(), r.key.epoch_key.clone()))
+        .map(|r| (r.key.stream.clone(), r.key.epoch_key()))
         .collect();
     let idle = hub.idle_ms();
     for chunk in keys.chunks(BATCH) {

@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 /// The default idle age of a topic's keys: 24 hours.
 pub const DEFAULT_REDIS_IDLE_TOPIC_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -88,10 +88,12 @@ pub(super) struct Inner {
     /// Set when an operation found Redis unreachable, cleared by the next success.
     pub(super) health: backbone::Health,
     pub(super) readers: Mutex<HashMap<String, Arc<Reader>>>,
+    /// Readers whose subscriptions ended since the last sweep.
+    pub(super) released: Mutex<Vec<Arc<Reader>>>,
     /// Each Pub/Sub shard's task.
     pub(super) shards: Vec<mpsc::UnboundedSender<Command>>,
-    /// Bounds the topics reading their streams at once (after a reconnect: all of them).
-    pub(super) syncs: Semaphore,
+    /// Topics waiting to read their streams.
+    pub(super) syncs: backbone::SyncQueue<RedisHub>,
     pub(super) start: Script,
     pub(super) publish: Script,
 }
@@ -146,7 +148,10 @@ impl RedisHubBuilder {
         self
     }
 
-    /// Size of the local live buffer a topic's subscribers share in this process. Default 256.
+    /// Size of the local live buffer a topic's subscribers share in this process. Default
+    /// [`DEFAULT_BACKBONE_BUFFER`](crate::hub::DEFAULT_BACKBONE_BUFFER) (16): every topic
+    /// read here holds one, so it is what a topic costs; a subscriber that falls further
+    /// behind catches up from the backbone's history (nothing is lost).
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = events.max(1);
         self
@@ -186,7 +191,7 @@ impl RedisHub {
             url: url.to_owned(),
             prefix: prefix.to_owned(),
             maxlen: 10_000,
-            buffer: 256,
+            buffer: crate::hub::DEFAULT_BACKBONE_BUFFER,
             block: Duration::from_secs(2),
             idle: DEFAULT_REDIS_IDLE_TOPIC_AGE,
             timeout: Duration::from_secs(1),
@@ -214,7 +219,7 @@ impl RedisHub {
 
     /// Notes an operation's outcome: Redis is down after an unavailable error, up after any
     /// answer.
-    pub(super) fn record(&self, error: Option<&RedisHubError>) {
+    pub(crate) fn record(&self, error: Option<&RedisHubError>) {
         let unavailable = error.is_some_and(RedisHubError::is_unavailable);
         self.inner
             .health
@@ -240,19 +245,21 @@ impl RedisHub {
 
     pub(super) fn keys(&self, topic: &str) -> Keys {
         let stream = format!("{}:{topic}", self.inner.prefix);
-        let epoch_key = format!("{stream}:epoch");
-        Keys { stream, epoch_key }
+        Keys { stream }
     }
 }
 
-/// Where a topic lives in Redis: its stream and its epoch key.
+/// Where a topic lives in Redis: its stream (also the name of its Pub/Sub channel), and its
+/// epoch key (made when needed: every topic read here holds its keys).
 pub(crate) struct Keys {
     pub(super) stream: String,
-    pub(super) epoch_key: String,
 }
 
-/// Topics reading their streams at once, at most.
-pub(super) const MAX_SYNCS: usize = 64;
+impl Keys {
+    pub(super) fn epoch_key(&self) -> String {
+        format!("{}:epoch", self.stream)
+    }
+}
 
 /// What a Pub/Sub shard's task is asked to do, in order.
 pub(super) enum Command {
