@@ -23,7 +23,7 @@ async fn echo(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infal
     let layer = WsLayer::new().max_message_size(16 * 1024 * 1024);
     let upgrade = match WebSocketUpgrade::from_request(&mut req, &layer) {
         Ok(upgrade) => upgrade,
-        Err(refusal) => return Ok(refusal.into_response().map(Full::new)),
+        Err(refusal) => return Ok(refusal.into_http_response().map(Full::new)),
     };
     Ok(upgrade.on_upgrade(|mut socket| async move {
         while let Some(Ok(message)) = socket.recv().await {

@@ -87,7 +87,18 @@ async fn connect(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Duration> {
     let started = Instant::now();
-    let mut tcp = TcpStream::connect(addr).await?;
+    // Spread over source addresses 127.0.0.2-127.0.0.250: one address has about 28,000
+    // ports, and churn leaves closed ones in TIME_WAIT.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let source = std::net::Ipv4Addr::new(
+        127,
+        0,
+        0,
+        2 + (NEXT.fetch_add(1, Ordering::Relaxed) % 249) as u8,
+    );
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let mut tcp = socket.connect(addr).await?;
     let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
     let request = format!(
         "GET /events?{} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n",
@@ -130,13 +141,23 @@ async fn read_events(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 1024];
+    // A line cut between two reads continues at the start of the buffer.
+    let mut kept = 0;
     loop {
+        if kept == buf.len() {
+            kept = 0; // a line longer than the buffer: not one of ours
+        }
         let n = tokio::select! {
-            n = tcp.read(&mut buf) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
+            n = tcp.read(&mut buf[kept..]) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = stop.changed() => break,
         };
         let received = now_micros();
-        for line in buf[..n].split(|b| *b == b'\n') {
+        let filled = kept + n;
+        let complete = buf[..filled]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        for line in buf[..complete].split(|b| *b == b'\n') {
             let Some(sent) = line
                 .strip_prefix(b"data: ")
                 .and_then(|d| std::str::from_utf8(d).ok())
@@ -151,6 +172,8 @@ async fn read_events(
                 }
             }
         }
+        buf.copy_within(complete..filled, 0);
+        kept = filled - complete;
     }
     shared.open.fetch_sub(1, Ordering::Relaxed);
 }

@@ -137,7 +137,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         match self.config.apply(&mut req) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal.into_response()),
+            Err(refusal) => ResponseFuture::refused(refusal.into_http_response()),
         }
     }
 }

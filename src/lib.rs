@@ -7,9 +7,9 @@
 //!
 //! ```text
 //! Request
-//!   -> LastEventIdLayer    Last-Event-ID header | ?lastEventId= -> LastEventId extension
 //!   -> OriginLayer         deny-by-default allow-list for browser origins
 //!   -> AuthTicketLayer     ?ticket= / Sec-WebSocket-Protocol / cookie -> Principal
+//!   -> LastEventIdLayer    Last-Event-ID header | ?lastEventId= -> LastEventId extension
 //!   -> transport           Sse | LongPoll | Ws | Negotiate (picks one per request)
 //!   -> ConnectionLimitLayer, Drain::layer   limits and graceful shutdown, held by the stream
 //!   -> HeartbeatLayer      idle stream -> heartbeat item (SSE comment)
@@ -18,30 +18,63 @@
 //!                          hub::Topics: the request's topics, one cursor for all
 //! ```
 //!
-//! # Example
+//! # Quickstart
 //!
-//! ```
+//! A whole axum server: one endpoint that speaks WebSocket, SSE and long-poll (picked per
+//! request), resumes from the client's last id on each, keeps idle connections alive, and
+//! ends every stream cleanly at shutdown; plus a route that publishes.
+//!
+//! ```no_run
+//! use axum::{extract::State, routing::post, Router};
 //! use std::time::Duration;
 //! use tower::ServiceBuilder;
-//! use tower_push::{heartbeat::HeartbeatLayer, hub::{Hub, MemoryHub, Subscribe}, negotiate::NegotiateLayer, Event};
+//! use tower_push::{
+//!     drain::Drain,
+//!     heartbeat::HeartbeatLayer,
+//!     hub::{Hub, MemoryHub, Subscribe},
+//!     negotiate::NegotiateLayer,
+//!     serve::{self, Server},
+//!     Event,
+//! };
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let hub = MemoryHub::new();
-//! // GET with `Accept: text/event-stream` -> SSE; other GETs -> long-poll JSON.
-//! let endpoint = ServiceBuilder::new()
-//!     .layer(NegotiateLayer::new())
-//!     .layer(HeartbeatLayer::new(Duration::from_secs(15)))
-//!     .service(Subscribe::new(hub.clone(), "news"));
-//! # let _ = endpoint;
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let hub = MemoryHub::new(); // in memory, with history; RedisHub / NatsHub for several processes
+//!     let drain = Drain::new(); // ends every stream at shutdown (WebSocket: close 1012)
 //!
-//! // Anywhere else in the app:
-//! hub.publish("news", Event::new().event("headline").unwrap().data("hello")).await.unwrap();
-//! # }
+//!     // GET /events: a WebSocket upgrade, SSE for `Accept: text/event-stream`, else long-poll
+//!     // JSON. Every event's id is a cursor: `Last-Event-ID` (or `?lastEventId=`) resumes
+//!     // with exactly what was missed, on any transport.
+//!     let events = ServiceBuilder::new()
+//!         .layer(NegotiateLayer::new())
+//!         .layer(drain.layer())
+//!         .layer(HeartbeatLayer::new(Duration::from_secs(15))) // SSE comment / WebSocket ping
+//!         .service(Subscribe::new(hub.clone(), "news"));
+//!
+//!     // POST /publish: the body becomes one event for every connection on "news".
+//!     async fn publish(State(hub): State<MemoryHub>, body: String) -> String {
+//!         let cursor = hub.publish_now("news", Event::new().data(body));
+//!         cursor.to_string()
+//!     }
+//!
+//!     let app = Router::new()
+//!         .route_service("/events", events)
+//!         .route("/publish", post(publish))
+//!         .with_state(hub);
+//!
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     Server::new(&drain)
+//!         .run(listener, app, serve::shutdown_signal())
+//!         .await;
+//!     Ok(())
+//! }
 //! ```
 //!
-//! Mount `endpoint` in axum with `Router::route_service`, in hyper with
-//! `hyper_util::service::TowerToHyperService`; see `examples/`.
+//! `curl -N -H 'accept: text/event-stream' localhost:3000/events` reads it over SSE;
+//! `curl -d hi localhost:3000/publish` publishes. Next: tickets instead of credentials in
+//! URLs ([`auth_ticket`]), several topics per connection ([`hub::Topics`]), an Origin
+//! allow-list ([`origin`]), the browser client ([`client`]), and `examples/` for axum, hyper
+//! and warp.
 //!
 //! # Feature flags
 //!
@@ -64,6 +97,7 @@
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //! | `nats` | no | `hub::NatsHub` and `auth_ticket::NatsTicketStore`: the NATS JetStream backbone |
 //! | `metrics` | no | metrics through the `metrics` facade (see [`observe`]) |
+//! | `axum` | no | [`Reject`] as an axum `IntoResponse` (through `axum-core` only) |
 //!
 //! ```toml
 //! [dependencies]

@@ -165,7 +165,7 @@ where
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(reject) => {
                 crate::observe::refused(reject.status(), "origin");
-                ResponseFuture::refused(reject.into_response())
+                ResponseFuture::refused(reject.into_http_response())
             }
         }
     }

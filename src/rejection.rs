@@ -68,8 +68,9 @@ impl Reject {
     }
 
     /// The refusal as a `text/plain` response (map the body into your framework's type, for
-    /// example with `http_body_util::Full::new`).
-    pub fn into_response(self) -> Response<Bytes> {
+    /// example with `http_body_util::Full::new`). With the `axum` feature, a `Reject` is also
+    /// an axum `IntoResponse`, so a handler can return it (or `Result<_, Reject>`) as it is.
+    pub fn into_http_response(self) -> Response<Bytes> {
         let message = match self.message {
             Cow::Borrowed(s) => Bytes::from_static(s.as_bytes()),
             Cow::Owned(s) => Bytes::from(s),
@@ -89,6 +90,27 @@ impl fmt::Display for Reject {
 }
 
 impl std::error::Error for Reject {}
+
+/// A refusal is an axum response: its status, its headers, and its message as `text/plain`.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use http::StatusCode;
+/// use tower_push::Reject;
+///
+/// async fn handler() -> Result<&'static str, Reject> {
+///     Err(Reject::new(StatusCode::FORBIDDEN, "not your order"))
+/// }
+/// let app: Router = Router::new().route("/", get(handler));
+/// # let _ = app;
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl axum_core::response::IntoResponse for Reject {
+    fn into_response(self) -> axum_core::response::Response {
+        self.into_http_response().map(axum_core::body::Body::from)
+    }
+}
 
 /// A `text/plain` response; the message ends with a newline.
 pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
@@ -113,7 +135,7 @@ pub(crate) fn from_inner_error(error: crate::error::BoxError) -> Response<Bytes>
     match error.downcast::<Reject>() {
         Ok(reject) => {
             crate::observe::refused(reject.status, reject.cause);
-            reject.into_response()
+            reject.into_http_response()
         }
         Err(error) => {
             tracing::error!(%error, "push service failed");

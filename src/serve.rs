@@ -16,7 +16,7 @@
 //!
 //! Request *bodies* are the business of the routes that take them: put tower-http's
 //! `TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, ..)` and
-//! `RequestBodyLimitLayer` (or your framework's body limit) on them, as `examples/chat.rs`
+//! `RequestBodyLimitLayer` (or your framework's body limit) on them, as `examples/chat/main.rs`
 //! does. Push routes take no body, and a timeout around them would cut their streams.
 //!
 //! [`Server::run`] serves until its shutdown future completes (for example

@@ -2,9 +2,13 @@
 
 use super::{Binding, Principal, TicketError, Tickets};
 use crate::topic::TopicGrant;
-use crate::{body::Full, json::json_string, rejection};
+use crate::{
+    body::Full,
+    json::json_string,
+    rejection::{self, Reject},
+};
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, request::Parts, HeaderValue, Request, Response, StatusCode};
 use std::{
     convert::Infallible,
     fmt,
@@ -15,8 +19,43 @@ use std::{
 use tower_service::Service;
 
 /// Service that mints a ticket for the [`Principal`] an upstream auth layer put in the
-/// request extensions, answering `200` JSON `{"ticket":"...","expires_in":N}` (seconds) with
-/// `Cache-Control: no-store`; `401` when no principal is there.
+/// request extensions, answering `200` JSON `{"ticket":"...","expires_in":N}` (seconds, and
+/// `"topics":[..]` when the ticket grants exact topic names) with `Cache-Control: no-store`;
+/// `401` when no principal is there.
+///
+/// # Per-resource tickets
+///
+/// [`bind_with`](MintTicket::bind_with) computes each ticket's binding from the mint request:
+/// `POST /orders/42/ticket` mints a ticket only good on `/orders/42/events` for the topic
+/// `order:42`, after your own check that the principal may see order 42. The push endpoint
+/// takes the topic from its path ([`Subscribe::from_fn`](crate::hub::Subscribe::from_fn)),
+/// and the ticket's path and grant make any other order a refusal. The browser client's
+/// `ticket` function mints a fresh one before every reconnect:
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_push::{auth_ticket::{Binding, Key, MintTicket, Tickets}, topic::TopicGrant, Reject};
+///
+/// let mint = MintTicket::new(Tickets::new(Key::generate(1))).bind_with(|parts, principal| {
+///     let id = parts
+///         .uri
+///         .path()
+///         .strip_prefix("/orders/")
+///         .and_then(|rest| rest.strip_suffix("/ticket"))
+///         .ok_or_else(|| Reject::new(StatusCode::NOT_FOUND, "no such order"))?;
+///     // Your own rule: may this principal see this order?
+///     if principal.as_str() != "alice" {
+///         return Err(Reject::new(StatusCode::FORBIDDEN, "not your order"));
+///     }
+///     let grant = TopicGrant::new([format!("order:{id}")])
+///         .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+///     Ok(Binding::new().path(format!("/orders/{id}/events")).topics(grant))
+/// });
+/// # let _ = mint;
+/// ```
+///
+/// `examples/orders.rs` runs it end to end: mint, connect, reconnect with a new ticket and
+/// resume.
 ///
 /// ```
 /// use http::Request;
@@ -38,9 +77,11 @@ pub struct MintTicket {
     path: Option<String>,
     bind_origin: bool,
     topics: Option<Arc<GrantFn>>,
+    bind_with: Option<Arc<BindFn>>,
 }
 
 type GrantFn = dyn Fn(&str) -> TopicGrant + Send + Sync;
+type BindFn = dyn Fn(&Parts, &Principal) -> Result<Binding, Reject> + Send + Sync;
 
 impl fmt::Debug for MintTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,6 +90,7 @@ impl fmt::Debug for MintTicket {
             .field("path", &self.path)
             .field("bind_origin", &self.bind_origin)
             .field("topics", &self.topics.is_some())
+            .field("bind_with", &self.bind_with.is_some())
             .finish()
     }
 }
@@ -61,7 +103,22 @@ impl MintTicket {
             path: None,
             bind_origin: false,
             topics: None,
+            bind_with: None,
         }
+    }
+
+    /// Computes each ticket's [`Binding`] (its path, its topics) from the mint request and its
+    /// principal; a [`Reject`] it returns is the answer (for example `403` for a resource the
+    /// principal may not see). It replaces [`bind_path`](Self::bind_path) and
+    /// [`grant_topics`](Self::grant_topics); [`bind_origin`](Self::bind_origin) still adds
+    /// the request's `Origin`. See [per-resource tickets](Self#per-resource-tickets).
+    #[must_use]
+    pub fn bind_with<F>(mut self, bind: F) -> Self
+    where
+        F: Fn(&Parts, &Principal) -> Result<Binding, Reject> + Send + Sync + 'static,
+    {
+        self.bind_with = Some(Arc::new(bind));
+        self
     }
 
     /// Binds each ticket to the topics `grant` gives its principal (see
@@ -128,12 +185,29 @@ impl MintTicket {
 
     /// The JSON answer for a minted ticket.
     pub fn respond(ticket: &super::Ticket) -> Response<Full> {
+        Self::respond_with(ticket, None)
+    }
+
+    /// The JSON answer for a ticket granting `topics`: they are listed (`"topics":[..]`) when
+    /// every pattern is an exact topic name, for the client to ask for.
+    fn respond_with(ticket: &super::Ticket, topics: Option<&TopicGrant>) -> Response<Full> {
         let mut json = BytesMut::with_capacity(ticket.as_str().len() + 40);
         json.extend_from_slice(b"{\"ticket\":");
         json_string(&mut json, ticket.as_str());
         json.extend_from_slice(
-            format!(",\"expires_in\":{}}}", ticket.expires_in().as_secs()).as_bytes(),
+            format!(",\"expires_in\":{}", ticket.expires_in().as_secs()).as_bytes(),
         );
+        if let Some(grant) = topics.filter(|g| g.patterns().all(|p| !p.ends_with('*'))) {
+            json.extend_from_slice(b",\"topics\":[");
+            for (i, topic) in grant.patterns().enumerate() {
+                if i > 0 {
+                    json.extend_from_slice(b",");
+                }
+                json_string(&mut json, topic);
+            }
+            json.extend_from_slice(b"]");
+        }
+        json.extend_from_slice(b"}");
         let mut res = Response::new(Full::new(json.freeze()));
         res.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -156,26 +230,47 @@ impl<B> Service<Request<B>> for MintTicket {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let res = match req.extensions().get::<Principal>() {
-            None => rejection::text(
+        let (parts, _body) = req.into_parts();
+        let Some(principal) = parts.extensions.get::<Principal>() else {
+            return ready(Ok(rejection::text(
                 StatusCode::UNAUTHORIZED,
                 Bytes::from_static(b"not authenticated"),
             )
-            .map(Full::new),
-            Some(principal) => {
-                let origin = req
-                    .headers()
-                    .get(header::ORIGIN)
-                    .and_then(|o| o.to_str().ok());
-                match self.mint(principal.as_str(), origin) {
-                    Ok(ticket) => Self::respond(&ticket),
-                    Err(error) => {
-                        rejection::text(StatusCode::BAD_REQUEST, Bytes::from(error.to_string()))
-                            .map(Full::new)
-                    }
-                }
-            }
+            .map(Full::new)));
         };
-        ready(Ok(res))
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        let minted = match &self.bind_with {
+            None => self
+                .mint(principal.as_str(), origin)
+                .map(|ticket| (ticket, self.topics.as_ref().map(|g| g(principal.as_str())))),
+            Some(bind) => match bind(&parts, principal) {
+                Err(reject) => return ready(Ok(reject.into_http_response().map(Full::new))),
+                Ok(mut binding) => {
+                    if self.bind_origin && !binding.has_origin() {
+                        match origin {
+                            Some(origin) => binding = binding.origin(origin),
+                            None => {
+                                return ready(Ok(bad_request(&TicketError::WrongOrigin)));
+                            }
+                        }
+                    }
+                    let topics = binding.get_topics().cloned();
+                    self.tickets
+                        .mint(principal.as_str(), &binding)
+                        .map(|ticket| (ticket, topics))
+                }
+            },
+        };
+        ready(Ok(match minted {
+            Ok((ticket, topics)) => Self::respond_with(&ticket, topics.as_ref()),
+            Err(error) => bad_request(&error),
+        }))
     }
+}
+
+fn bad_request(error: &TicketError) -> Response<Full> {
+    rejection::text(StatusCode::BAD_REQUEST, Bytes::from(error.to_string())).map(Full::new)
 }

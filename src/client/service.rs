@@ -12,8 +12,13 @@ use tower_service::Service;
 /// The client script's source.
 pub const SCRIPT: &str = include_str!("tower-push.js");
 
+/// The client's TypeScript declarations (`TowerPush.connect` and its options).
+pub const TYPES: &str = include_str!("tower-push.d.ts");
+
 /// Service that answers every request with the client script
-/// (`Content-Type: text/javascript`).
+/// (`Content-Type: text/javascript`), or with its TypeScript declarations when the path ends
+/// in `.d.ts` (`Content-Type: application/typescript`): mount it at `/tower-push.js` and
+/// `/tower-push.d.ts`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientScript;
 
@@ -27,12 +32,15 @@ impl<B> Service<Request<B>> for ClientScript {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _req: Request<B>) -> Self::Future {
-        let mut res = Response::new(Full::new(SCRIPT));
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/javascript; charset=utf-8"),
-        );
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (body, content_type) = if req.uri().path().ends_with(".d.ts") {
+            (TYPES, "application/typescript; charset=utf-8")
+        } else {
+            (SCRIPT, "text/javascript; charset=utf-8")
+        };
+        let mut res = Response::new(Full::new(body));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         ready(Ok(res))

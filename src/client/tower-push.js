@@ -1,6 +1,7 @@
 /*!
  * tower-push browser client: WebSocket -> SSE -> long-poll, a fresh ticket before every
  * (re)connect, resume from the last cursor (every topic of the connection). No dependencies.
+ * Types: tower-push.d.ts, served beside this script.
  *
  *   const conn = TowerPush.connect({
  *     url: "/api/events",                       // the Negotiate endpoint
@@ -8,23 +9,27 @@
  *                                               //   {ticket, topics} to also set the topics
  *     topics: ["room.lobby", "user:alice"],     // optional: several topics (?topic=..)
  *     transports: ["websocket", "sse", "long-poll"],   // preference, with fallback
- *     events: ["message"],                      // SSE event names to listen for
+ *     lastEventId: null,                        // optional: resume from this cursor
  *     onEvent: (e) => {},                       // {id, event, topic, data}; "reset": reload
  *     onStatus: (status, transport) => {},      // "connecting" | "open" | "reconnecting" | "closed"
  *   });
  *   conn.send(text, extra)  // {text, ...extra} over the WebSocket when open; false otherwise
  *   conn.transport()        // the transport in use
+ *   conn.cursor()           // the last cursor (what a reconnect resumes from)
+ *   conn.topics()           // the topics of the connection
  *   conn.close()
  *
- * With topics, one cursor resumes them all; SSE events named `name@topic` are split into
- * `event` and `topic`, as long-poll and WebSocket events carry them.
+ * Every event arrives the same way on every transport, whatever its name: SSE is read with
+ * fetch (not EventSource), so no event name has to be listed and id-only events move the
+ * cursor. With topics, one cursor resumes them all; SSE events named `name@topic` are split
+ * into `event` and `topic`, as long-poll and WebSocket events carry them.
  */
 (function (global) {
   "use strict";
 
   function connect(options) {
     var o = Object.assign(
-      { transports: ["websocket", "sse", "long-poll"], events: ["message"], retry: 500, maxRetry: 10000 },
+      { transports: ["websocket", "sse", "long-poll"], retry: 500, maxRetry: 10000 },
       options
     );
     var cursor = o.lastEventId || null;
@@ -32,7 +37,7 @@
     var index = 0;
     var delay = o.retry;
     var closed = false;
-    var ws = null, es = null, abort = null;
+    var ws = null, abort = null;
 
     function status(s) { if (o.onStatus) o.onStatus(s, o.transports[index]); }
 
@@ -87,7 +92,7 @@
       try { url = await endpoint(); } catch (err) { again(false); return; }
       var transport = o.transports[index];
       if (transport === "websocket") openWebSocket(url);
-      else if (transport === "sse") openEventSource(url);
+      else if (transport === "sse") openStream(url);
       else poll(url, false);
     }
 
@@ -103,27 +108,55 @@
       ws.onclose = function () { ws = null; again(!open); };
     }
 
-    function openEventSource(url) {
+    // SSE over fetch: every event name arrives (EventSource only dispatches the names it was
+    // told), id-only events move the cursor, and reconnects are ours, with a fresh ticket.
+    async function openStream(url) {
+      abort = new AbortController();
       var open = false;
-      es = new EventSource(url);
-      es.onopen = function () { open = true; opened(); };
-      var names = ["reset"].concat(o.events);
-      names = names.filter(function (n, i) { return names.indexOf(n) === i; });
-      // Without topics events carry their own name; with topics, `name@topic`.
-      var types = [["position", "position", null]];
-      names.forEach(function (name) {
-        types.push([name, name, null]);
-        topics.forEach(function (topic) { types.push([name + "@" + topic, name, topic]); });
-      });
-      types.forEach(function (type) {
-        es.addEventListener(type[0], function (e) {
-          deliver({ id: e.lastEventId, event: type[1], topic: type[2],
-                    data: type[1] === "position" ? undefined : e.data });
-        });
-      });
-      // A ticket is single use, so the browser's own reconnect would be refused: reconnect here
-      // with a fresh ticket and the last cursor.
-      es.onerror = function () { es.close(); es = null; again(!open); };
+      var res;
+      try {
+        res = await fetch(url, { signal: abort.signal, cache: "no-store",
+                                 headers: { accept: "text/event-stream" } });
+      } catch (err) { if (!closed) again(!open); return; }
+      if (!res.ok || !res.body) { again(!open); return; }
+      open = true;
+      opened();
+      var reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      var buffer = "", id = null, name = "", data = null;
+      function field(line) {
+        if (line === "") {
+          if (id !== null) cursor = id;
+          if (data !== null && name !== "position") {
+            var at = name.lastIndexOf("@");
+            deliver({ id: id, event: at >= 0 ? name.slice(0, at) : (name || "message"),
+                      topic: at >= 0 ? name.slice(at + 1) : null, data: data });
+          }
+          id = null; name = ""; data = null;
+          return;
+        }
+        if (line.charAt(0) === ":") return; // a comment: heartbeats
+        var colon = line.indexOf(":");
+        var key = colon >= 0 ? line.slice(0, colon) : line;
+        var value = colon >= 0 ? line.slice(colon + 1) : "";
+        if (value.charAt(0) === " ") value = value.slice(1);
+        if (key === "data") data = data === null ? value : data + "\n" + value;
+        else if (key === "event") name = value;
+        else if (key === "id" && value.indexOf("\0") < 0) id = value;
+      }
+      try {
+        for (;;) {
+          var chunk = await reader.read();
+          if (chunk.done) break;
+          var text = buffer + chunk.value;
+          // A trailing CR may be half of a CRLF split between chunks: wait for the next one.
+          var held = text.charAt(text.length - 1) === "\r" ? "\r" : "";
+          if (held) text = text.slice(0, -1);
+          var lines = text.split(/\r\n|\r|\n/);
+          buffer = lines.pop() + held;
+          lines.forEach(field);
+        }
+      } catch (err) { /* aborted or cut: reconnect below */ }
+      if (!closed) again(false);
     }
 
     async function poll(url, open) {
@@ -159,7 +192,6 @@
       close: function () {
         closed = true;
         if (ws) ws.close();
-        if (es) es.close();
         if (abort) abort.abort();
         status("closed");
       },

@@ -7,9 +7,9 @@
 //! (`Last-Event-ID`, `?lastEventId=`) to resume on any transport.
 //!
 //! [`MemoryHub`] is the embedded default; `RedisHub` (feature `redis`) and `NatsHub`
-//! (feature `nats`, on NATS JetStream) are the backbones for several processes. The trait is what transports and [`Subscribe`] depend on, so the
-//! backends plug in without changes to them, and one behavioural test suite runs against
-//! both.
+//! (feature `nats`, on NATS JetStream) are the backbones for several processes. The trait is
+//! what transports and [`Subscribe`] depend on, so the backends plug in without changes to
+//! them, and one behavioural test suite runs against all three.
 //!
 //! # The subscription stream
 //!

@@ -59,7 +59,7 @@ impl Config {
             return ResponseFuture::ready(res);
         }
         if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_response());
+            return ResponseFuture::ready(reject.into_http_response());
         }
         let cursor = req
             .extensions()

@@ -196,7 +196,8 @@ pub struct Negotiate<S> {
 }
 
 impl<S> Negotiate<S> {
-    /// Wraps `inner` with both transports at their default settings.
+    /// Wraps `inner` with the three transports (WebSocket, SSE, long-poll) at their default
+    /// settings.
     pub fn new(inner: S) -> Self {
         NegotiateLayer::new().layer(inner)
     }

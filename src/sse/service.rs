@@ -41,7 +41,7 @@ impl Config {
             return ResponseFuture::ready(res);
         }
         if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_response());
+            return ResponseFuture::ready(reject.into_http_response());
         }
         let span = observe::connection_span("sse", &req);
         let future = span.in_scope(|| inner.service.call(req));

@@ -33,10 +33,10 @@ impl Config {
         }
         let (handshake, on_upgrade) = match handshake::accept(&mut req, &self.protocols) {
             Ok(accepted) => accepted,
-            Err(reject) => return ResponseFuture::ready(reject.into_response()),
+            Err(reject) => return ResponseFuture::ready(reject.into_http_response()),
         };
         if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_response());
+            return ResponseFuture::ready(reject.into_http_response());
         }
         let (tx, rx) = mpsc::channel(self.inbound_buffer);
         req.extensions_mut().insert(Inbound::new(rx));

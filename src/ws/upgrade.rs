@@ -20,7 +20,7 @@ use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 ///     let upgrade = match WebSocketUpgrade::from_request(&mut req, &WsLayer::new()) {
 ///         Ok(upgrade) => upgrade,
 ///         Err(refusal) => {
-///             return refusal.into_response().map(|b| String::from_utf8_lossy(&b).into_owned())
+///             return refusal.into_http_response().map(|b| String::from_utf8_lossy(&b).into_owned())
 ///         }
 ///     };
 ///     upgrade.on_upgrade(|mut socket| async move {

@@ -115,6 +115,16 @@ impl Binding {
         self.topics = Some(grant);
         self
     }
+
+    /// The topic grant, when there is one.
+    pub fn get_topics(&self) -> Option<&TopicGrant> {
+        self.topics.as_ref()
+    }
+
+    /// Whether an origin is bound.
+    pub(crate) fn has_origin(&self) -> bool {
+        self.origin.is_some()
+    }
 }
 
 /// A minted ticket.

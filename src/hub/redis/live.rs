@@ -74,6 +74,14 @@ pub(super) async fn run_shard(
     }
 }
 
+/// How long a Pub/Sub command or `PING` may take before the connection counts as dead: the
+/// hub's timeout, but at least 5 s, so a busy instance or Redis (a `SUBSCRIBE` of hundreds of
+/// channels while thousands of clients connect) does not cause a reconnect, which would make
+/// every topic subscribe and read again.
+fn pubsub_deadline(hub: &RedisHub) -> Duration {
+    hub.inner.timeout.max(Duration::from_secs(5))
+}
+
 async fn serve_shard(
     weak: &Weak<Inner>,
     shard: usize,
@@ -82,7 +90,7 @@ async fn serve_shard(
     let Some(hub) = upgrade(weak) else {
         return Ok(());
     };
-    let timeout = hub.inner.timeout;
+    let timeout = pubsub_deadline(&hub);
     let pubsub = within(timeout, hub.inner.client.get_async_pubsub()).await?;
     let (mut sink, mut messages) = pubsub.split();
     // Everything asked for so far is in the readers map: subscribe it all, then read each
@@ -173,7 +181,7 @@ async fn flush_subscribe(
         return Ok(());
     }
     let channels: Vec<&str> = readers.iter().map(|r| r.key.stream.as_str()).collect();
-    within(hub.inner.timeout, sink.subscribe(channels)).await?;
+    within(pubsub_deadline(hub), sink.subscribe(channels)).await?;
     // Subscribed: whatever is published from now on arrives; find where each topic is.
     for reader in readers.drain(..) {
         request_sync(hub, &reader);
@@ -189,7 +197,7 @@ async fn flush_unsubscribe(
     if channels.is_empty() {
         return Ok(());
     }
-    within(hub.inner.timeout, sink.unsubscribe(&*channels)).await?;
+    within(pubsub_deadline(hub), sink.unsubscribe(&*channels)).await?;
     channels.clear();
     Ok(())
 }

@@ -47,7 +47,7 @@ pub(super) use crate::hub::backbone::{lock, MAX_BACKOFF};
 ///   (reason `expired`) instead of a silent gap. A cursor older than the trimmed history
 ///   (`XINFO STREAM`'s `max-deleted-entry-id`) gets `reset` (`expired`).
 /// * **Faults**: a Pub/Sub connection that fails (or stops answering its `PING` within the
-///   timeout) reconnects with exponential backoff (50 ms to 5 s), subscribes every topic
+///   timeout, at least 5 s) reconnects with exponential backoff (50 ms to 5 s), subscribes every topic
 ///   again in batches, and each topic reads its stream from the last id it delivered;
 ///   subscribers see no gap and no duplicate for what Redis kept. Heartbeats (a layer on the
 ///   stream) keep flowing meanwhile.
