@@ -31,7 +31,7 @@
 //! use tower_push::{
 //!     drain::Drain,
 //!     heartbeat::HeartbeatLayer,
-//!     hub::{Hub, MemoryHub, Subscribe},
+//!     hub::{MemoryHub, Subscribe},
 //!     negotiate::NegotiateLayer,
 //!     serve::{self, Server},
 //!     Event,

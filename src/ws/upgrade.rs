@@ -53,7 +53,7 @@ impl WebSocketUpgrade {
     ///
     /// # Errors
     ///
-    /// The refusal to answer (see [`Reject::into_response`]): `405` (with `Allow`) for a method other than GET (or HTTP/2
+    /// The refusal to answer (see [`Reject::into_http_response`]): `405` (with `Allow`) for a method other than GET (or HTTP/2
     /// CONNECT), `400` for a request that is not a valid upgrade, `426` (with
     /// `Sec-WebSocket-Version: 13`) for another version, `500` when the server connection
     /// cannot be upgraded (serve with upgrades enabled).
