@@ -13,12 +13,9 @@
 mod support;
 
 use axum::{routing::any_service, Router};
-use bytes::Bytes;
 use http::{request::Parts, StatusCode};
-use http_body_util::Empty;
 use std::net::SocketAddr;
 use support::*;
-use tokio_tungstenite::tungstenite;
 use tower::{service_fn, ServiceBuilder};
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Binding, Key, Tickets},
@@ -28,13 +25,6 @@ use tower_push::{
     topic::TopicGrant,
     Reject,
 };
-
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Sse,
-    LongPoll,
-    Ws,
-}
 
 /// Which inner service chooses the topic.
 #[derive(Debug, Clone, Copy)]
@@ -119,32 +109,6 @@ async fn app(hub: &MemoryHub, tickets: &Tickets) -> SocketAddr {
             ),
         );
     serve(router.into_service::<hyper::body::Incoming>()).await
-}
-
-/// The status a request gets (WebSocket: the handshake's answer, 101 when it upgraded).
-async fn status(t: Transport, addr: SocketAddr, path: &str) -> StatusCode {
-    match t {
-        Transport::Ws => match within(tokio_tungstenite::connect_async(format!(
-            "ws://{addr}{path}"
-        )))
-        .await
-        {
-            Ok(_) => StatusCode::SWITCHING_PROTOCOLS,
-            Err(tungstenite::Error::Http(res)) => res.status(),
-            Err(other) => panic!("{other}"),
-        },
-        Transport::Sse | Transport::LongPoll => {
-            let accept = match t {
-                Transport::Sse => "text/event-stream",
-                _ => "application/json",
-            };
-            let req = get(addr, path)
-                .header("accept", accept)
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            within(h1().request(req)).await.unwrap().status()
-        }
-    }
 }
 
 fn opened(t: Transport) -> StatusCode {

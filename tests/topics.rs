@@ -27,15 +27,6 @@ use tower_push::{
     Event,
 };
 
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Sse,
-    LongPoll,
-    Ws,
-}
-
-const ALL: [Transport; 3] = [Transport::Sse, Transport::LongPoll, Transport::Ws];
-
 /// One event as the client saw it: (topic, event name, data, id).
 #[derive(Debug, Clone, PartialEq)]
 struct Got {
@@ -297,7 +288,7 @@ async fn two_topics_resume_over_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_topics_resume_on_redis_over_every_transport() {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    for t in ALL {
+    for t in ALL_TRANSPORTS {
         let prefix = format!(
             "tower-push-test:topics:{}:{t:?}:{}",
             std::process::id(),
@@ -318,7 +309,7 @@ async fn two_topics_resume_on_redis_over_every_transport() {
 async fn two_topics_resume_on_nats_over_every_transport() {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.expect("NATS answers"));
-    for t in ALL {
+    for t in ALL_TRANSPORTS {
         let prefix = format!("tp-test-topics-{}-{t:?}-{}", std::process::id(), nanos());
         let hub = tower_push::hub::NatsHub::builder(&url, &prefix)
             .block(Duration::from_millis(200))
@@ -343,7 +334,7 @@ fn nanos() -> u128 {
 /// One topic trimmed past the cursor gives that topic's reset; the other resumes.
 #[tokio::test]
 async fn a_trimmed_topic_resets_alone() {
-    for t in ALL {
+    for t in ALL_TRANSPORTS {
         let hub = MemoryHub::builder().history(2).build();
         let addr = app(&hub).await;
         let mut client = Client::open(t, addr, &["a", "b"], None).await;
@@ -385,41 +376,13 @@ async fn a_trimmed_topic_resets_alone() {
     }
 }
 
-/// The status a request gets, on every transport (WebSocket: the handshake's answer).
-async fn status(t: Transport, addr: SocketAddr, path: &str) -> StatusCode {
-    match t {
-        Transport::Ws => {
-            match within(tokio_tungstenite::connect_async(format!(
-                "ws://{addr}{path}"
-            )))
-            .await
-            {
-                Ok(_) => StatusCode::SWITCHING_PROTOCOLS,
-                Err(tungstenite::Error::Http(res)) => res.status(),
-                Err(other) => panic!("{other}"),
-            }
-        }
-        Transport::Sse | Transport::LongPoll => {
-            let accept = match t {
-                Transport::Sse => "text/event-stream",
-                _ => "application/json",
-            };
-            let req = get(addr, path)
-                .header("accept", accept)
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            within(h1().request(req)).await.unwrap().status()
-        }
-    }
-}
-
 #[tokio::test]
 async fn too_many_or_bad_topics_answer_400_before_any_upgrade() {
     let hub = MemoryHub::new();
     let addr = app(&hub).await;
     let nine: Vec<String> = (0..9).map(|i| format!("t{i}")).collect();
     let nine: Vec<&str> = nine.iter().map(String::as_str).collect();
-    for t in ALL {
+    for t in ALL_TRANSPORTS {
         for path in [
             query(&nine, None),
             "/events?topic=a%20b".to_owned(),
@@ -479,7 +442,7 @@ async fn a_topic_outside_the_tickets_grant_answers_403_before_any_upgrade() {
             .unwrap()
             .into_string()
     };
-    for t in ALL {
+    for t in ALL_TRANSPORTS {
         let ok = if matches!(t, Transport::Ws) {
             StatusCode::SWITCHING_PROTOCOLS
         } else {

@@ -213,3 +213,43 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// A push transport, as the tests' clients speak it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Sse,
+    LongPoll,
+    Ws,
+}
+
+/// Every transport.
+pub const ALL_TRANSPORTS: [Transport; 3] = [Transport::Sse, Transport::LongPoll, Transport::Ws];
+
+/// The status a GET of `path` gets on transport `t` (WebSocket: the handshake's answer,
+/// `101` when it upgraded).
+pub async fn status(t: Transport, addr: SocketAddr, path: &str) -> http::StatusCode {
+    match t {
+        Transport::Ws => {
+            match within(tokio_tungstenite::connect_async(format!(
+                "ws://{addr}{path}"
+            )))
+            .await
+            {
+                Ok(_) => http::StatusCode::SWITCHING_PROTOCOLS,
+                Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status(),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        Transport::Sse | Transport::LongPoll => {
+            let accept = match t {
+                Transport::Sse => "text/event-stream",
+                _ => "application/json",
+            };
+            let req = get(addr, path)
+                .header("accept", accept)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            within(h1().request(req)).await.unwrap().status()
+        }
+    }
+}

@@ -9,7 +9,9 @@ mod subscription;
 mod sync;
 
 pub(crate) use subscription::Subscription;
-pub(crate) use sync::{on_live, request_sync, spawn_workers, sync_all, SyncQueue, SyncState};
+#[cfg(feature = "nats")]
+pub(crate) use sync::sync_all;
+pub(crate) use sync::{on_live, request_sync, spawn_workers, SyncQueue, SyncState};
 
 use crate::{cursor::Cursor, event::Event};
 use std::{

@@ -34,6 +34,7 @@ pub(crate) fn request_sync<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) {
 }
 
 /// Every topic read in this process reads the backbone from its position.
+#[cfg(feature = "nats")]
 pub(crate) fn sync_all<B: Backbone>(backbone: &B) {
     let readers: Vec<Arc<Reader<B>>> = lock(backbone.readers()).values().cloned().collect();
     for reader in &readers {
