@@ -177,6 +177,21 @@ impl Event {
 
     /// Sets the data to the JSON serialization of `value`. Replaces data set before.
     ///
+    /// The data is that JSON **as text**, on every transport and every hub: SSE sends it in
+    /// `data:` lines, and long-poll and WebSocket frames carry it as the JSON string `"data"`
+    /// (the frame's own fields, `id`, `event`, `topic`, stay beside it). So every client reads
+    /// it the same way: the browser client hands `data` over as a string on every transport,
+    /// to `JSON.parse` once; a raw WebSocket or long-poll client parses the frame, then its
+    /// `data` (`JSON.parse(frame.data)`). Kept as text, it is stored and replayed by every hub
+    /// unchanged, and encoded once for every connection.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower_push::event::EventError> {
+    /// let event = tower_push::Event::new().json_data(&serde_json::json!({"status": "paid"}))?;
+    /// assert_eq!(event.get_data(), Some(r#"{"status":"paid"}"#));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// When `value` cannot be serialized (for example a map with non-string keys).
