@@ -46,3 +46,34 @@ impl<B> Service<Request<B>> for ClientScript {
         ready(Ok(res))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future as _;
+
+    fn get(path: &str) -> Response<Full> {
+        let mut fut = ClientScript.call(Request::get(path).body(()).unwrap());
+        let waker = std::task::Waker::noop();
+        match std::pin::Pin::new(&mut fut).poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(Ok(res)) => res,
+            _ => unreachable!("answered at once"),
+        }
+    }
+
+    #[test]
+    fn serves_the_script_and_its_types_by_path() {
+        let script = get("/static/tower-push.js");
+        assert_eq!(
+            script.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        let types = get("/static/tower-push.d.ts");
+        assert_eq!(
+            types.headers()[header::CONTENT_TYPE],
+            "application/typescript; charset=utf-8"
+        );
+        assert!(SCRIPT.contains("global.TowerPush = { connect: connect }"));
+        assert!(TYPES.contains("function connect(options: Options): Connection;"));
+    }
+}
