@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scale-out, measured: starts N instances of `examples/cluster.rs` on one port (SO_REUSEPORT)
 # and one backbone, spreads CONNS connections over them with the shared load tool
-# (../shared/bench/loadgen), publishes on one instance (the publisher's connection lands on
+# (benches/load/loadgen), publishes on one instance (the publisher's connection lands on
 # one of them) and records, per run, one JSON line with:
 #   - delivery completeness and p50/p99 publish-to-delivery latency (from loadgen),
 #   - per instance: connections, CPU during the publish phase, CPU per delivery,
@@ -10,7 +10,7 @@
 #   usage: scripts/scale-out.sh            # the matrix below, from the project root
 #   env:   BACKBONES="redis nats"  INSTANCES_LIST="1 4"  CONNS_LIST="2000 10000"
 #          TRANSPORT=sse  EVENTS=100  RATE=20  REPS=3  (runs interleaved: rep, conns, backbone, n)
-#          BENCH_DIR=../shared/bench  BENCH_WORK=/tmp/tower-push-bench  OUT=target/scale-out.jsonl
+#          BENCH_DIR=benches/load  BENCH_WORK=/tmp/tower-push-bench  OUT=target/scale-out.jsonl
 #          REDIS_URL (default redis://127.0.0.1:6379; the shared one is used, keys under a
 #          fresh prefix). NATS: the script starts its own `nats-server -js` with monitoring on
 #          free ports (the counters come from its /varz), and removes it after.
@@ -24,7 +24,7 @@ BACKBONES="${BACKBONES:-redis nats}"
 INSTANCES_LIST="${INSTANCES_LIST:-1 4}"
 CONNS_LIST="${CONNS_LIST:-2000 10000}"
 TRANSPORT="${TRANSPORT:-sse}" EVENTS="${EVENTS:-100}" RATE="${RATE:-20}" REPS="${REPS:-3}"
-BENCH_DIR="${BENCH_DIR:-$ROOT/../shared/bench}"
+BENCH_DIR="${BENCH_DIR:-$ROOT/benches/load}"
 BENCH_WORK="${BENCH_WORK:-${TMPDIR:-/tmp}/tower-push-bench}"
 OUT="${OUT:-$ROOT/target/scale-out.jsonl}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
