@@ -25,6 +25,7 @@ use redis::Value;
 use std::{
     hash::{Hash, Hasher},
     sync::{Arc, Weak},
+    task::Poll,
     time::Duration,
 };
 use tokio::sync::mpsc;
@@ -172,33 +173,70 @@ async fn apply(
     flush_unsubscribe(hub, sink, &mut unsubscribe).await
 }
 
+/// Sends `command` on the Pub/Sub connection now, in order with every command before and
+/// after it, and waits for Redis's confirmation in a task of its own, so a large
+/// `UNSUBSCRIBE` does not hold up the `SUBSCRIBE`s behind it (nor the messages).
+async fn send_in_order(command: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut command = Box::pin(command);
+    // The first poll hands the command to the connection (redis-rs queues it before its first
+    // wait), so commands leave in the order the shard takes them.
+    let first = std::future::poll_fn(|cx| Poll::Ready(command.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        tokio::spawn(command);
+    }
+}
+
 async fn flush_subscribe(
     hub: &RedisHub,
-    sink: &mut redis::aio::PubSubSink,
+    sink: &redis::aio::PubSubSink,
     readers: &mut Vec<Arc<Reader>>,
 ) -> Result<(), RedisHubError> {
     if readers.is_empty() {
         return Ok(());
     }
-    let channels: Vec<&str> = readers.iter().map(|r| r.key.stream.as_str()).collect();
-    within(pubsub_deadline(hub), sink.subscribe(channels)).await?;
-    // Subscribed: whatever is published from now on arrives; find where each topic is.
-    for reader in readers.drain(..) {
-        request_sync(hub, &reader);
-    }
+    let readers = std::mem::take(readers);
+    let channels: Vec<String> = readers.iter().map(|r| r.key.stream.clone()).collect();
+    let (mut sink, deadline, weak) = (
+        sink.clone(),
+        pubsub_deadline(hub),
+        Arc::downgrade(&hub.inner),
+    );
+    send_in_order(async move {
+        match within(deadline, sink.subscribe(&channels)).await {
+            // Subscribed: whatever is published from now on arrives; find where each topic
+            // is.
+            Ok(()) => {
+                if let Some(hub) = upgrade(&weak) {
+                    for reader in &readers {
+                        request_sync(&hub, reader);
+                    }
+                }
+            }
+            // A dead connection is noticed by its PING, and the reconnect subscribes every
+            // topic again; a refusal leaves these subscriptions to their start deadline.
+            Err(error) => tracing::warn!(%error, "redis hub: SUBSCRIBE failed"),
+        }
+    })
+    .await;
     Ok(())
 }
 
 async fn flush_unsubscribe(
     hub: &RedisHub,
-    sink: &mut redis::aio::PubSubSink,
+    sink: &redis::aio::PubSubSink,
     channels: &mut Vec<String>,
 ) -> Result<(), RedisHubError> {
     if channels.is_empty() {
         return Ok(());
     }
-    within(pubsub_deadline(hub), sink.unsubscribe(&*channels)).await?;
-    channels.clear();
+    let channels = std::mem::take(channels);
+    let (mut sink, deadline) = (sink.clone(), pubsub_deadline(hub));
+    send_in_order(async move {
+        if let Err(error) = within(deadline, sink.unsubscribe(&channels)).await {
+            tracing::debug!(%error, "redis hub: UNSUBSCRIBE failed");
+        }
+    })
+    .await;
     Ok(())
 }
 
