@@ -402,6 +402,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     let port: u16 = env_num("PORT", 3000) as u16;
+    if env("TRACE", "0") == "1" {
+        // The instance's own logs on stderr (reconnects, refusals), for looking into a run.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     macro_rules! with_hub {
         ($hub:expr) => {{
             let hub = $hub;

@@ -11,6 +11,7 @@ use redis::{Client, Script};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 use tokio::sync::mpsc;
 
@@ -26,7 +27,10 @@ impl RedisHubBuilder {
         // re-established in the background (a few quick retries), not while callers wait.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            // Callers fail within the hub's timeout anyway (`RedisHub::op`); a late answer
+            // under load must not make the manager drop a healthy connection and open
+            // another (the instance's connection count would then grow while both live).
+            .set_response_timeout(Some(self.timeout.max(Duration::from_secs(5))))
             .set_number_of_retries(2)
             .set_max_delay(self.timeout);
         let conn = within(
