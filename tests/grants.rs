@@ -18,10 +18,10 @@ use std::net::SocketAddr;
 use support::*;
 use tower::{service_fn, ServiceBuilder};
 use tower_push::{
-    auth_ticket::{AuthTicketLayer, Binding, Key, Tickets},
+    auth_ticket::{AuthTicketLayer, Binding, Key, RequireAuthTicket, Tickets},
     cursor::LastEventId,
     hub::{check_access, Hub, MemoryHub, Subscribe, Topics},
-    negotiate::NegotiateLayer,
+    negotiate::{Negotiate, NegotiateLayer},
     topic::TopicGrant,
     Reject,
 };
@@ -60,13 +60,15 @@ fn order_from_path(parts: &Parts, prefix: &str, suffix: &str) -> Result<String, 
         .ok_or_else(|| Reject::new(StatusCode::NOT_FOUND, "no such order"))
 }
 
+/// The push stack every route of the app shares: tickets, then the three transports.
+fn stack<S>(tickets: &Tickets, svc: S) -> RequireAuthTicket<Negotiate<S>> {
+    ServiceBuilder::new()
+        .layer(AuthTicketLayer::new(tickets.clone()))
+        .layer(NegotiateLayer::new())
+        .service(svc)
+}
+
 async fn app(hub: &MemoryHub, tickets: &Tickets) -> SocketAddr {
-    let stack = |svc| {
-        ServiceBuilder::new()
-            .layer(AuthTicketLayer::new(tickets.clone()))
-            .layer(NegotiateLayer::new())
-            .service(svc)
-    };
     let hand_hub = hub.clone();
     let hand = service_fn(move |req: http::Request<axum::body::Body>| {
         let hub = hand_hub.clone();
@@ -81,34 +83,34 @@ async fn app(hub: &MemoryHub, tickets: &Tickets) -> SocketAddr {
             Ok::<_, Reject>(hub.subscribe(&topic, from))
         }
     });
+    let from_path = Subscribe::from_fn(hub.clone(), |parts| {
+        order_from_path(parts, "/orders/", "/events")
+    });
     let router = Router::new()
-        .route_service("/fixed", stack(Subscribe::new(hub.clone(), "order:1")))
         .route_service(
-            "/orders/{id}/events",
-            ServiceBuilder::new()
-                .layer(AuthTicketLayer::new(tickets.clone()))
-                .layer(NegotiateLayer::new())
-                .service(Subscribe::from_fn(hub.clone(), |parts| {
-                    order_from_path(parts, "/orders/", "/events")
-                })),
+            "/fixed",
+            stack(tickets, Subscribe::new(hub.clone(), "order:1")),
         )
-        .route_service(
-            "/topics",
-            ServiceBuilder::new()
-                .layer(AuthTicketLayer::new(tickets.clone()))
-                .layer(NegotiateLayer::new())
-                .service(Topics::new(hub.clone())),
-        )
-        .route(
-            "/hand/{id}",
-            any_service(
-                ServiceBuilder::new()
-                    .layer(AuthTicketLayer::new(tickets.clone()))
-                    .layer(NegotiateLayer::new())
-                    .service(hand),
-            ),
-        );
+        .route_service("/orders/{id}/events", stack(tickets, from_path))
+        .route_service("/topics", stack(tickets, Topics::new(hub.clone())))
+        .route("/hand/{id}", any_service(stack(tickets, hand)));
     serve(router.into_service::<hyper::body::Incoming>()).await
+}
+
+/// A memory hub, its tickets and the app serving both.
+async fn setup() -> (MemoryHub, Tickets, SocketAddr) {
+    let hub = MemoryHub::new();
+    let tickets = Tickets::new(Key::generate(1));
+    let addr = app(&hub, &tickets).await;
+    (hub, tickets, addr)
+}
+
+/// A ticket for alice without a grant.
+fn ungranted(tickets: &Tickets) -> String {
+    tickets
+        .mint("alice", &Binding::new())
+        .unwrap()
+        .into_string()
 }
 
 fn opened(t: Transport) -> StatusCode {
@@ -119,9 +121,7 @@ fn opened(t: Transport) -> StatusCode {
 }
 
 async fn grant_is_enforced(kind: Kind, t: Transport) {
-    let hub = MemoryHub::new();
-    let tickets = Tickets::new(Key::generate(1));
-    let addr = app(&hub, &tickets).await;
+    let (hub, tickets, addr) = setup().await;
     let mint = |grant: Option<&str>| {
         let mut binding = Binding::new();
         if let Some(pattern) = grant {
@@ -200,16 +200,9 @@ grant_tests! {
 /// `Reject` from the function is the answer.
 #[tokio::test]
 async fn subscribe_from_fn_checks_the_name_and_passes_refusals_through() {
-    let hub = MemoryHub::new();
-    let tickets = Tickets::new(Key::generate(1));
-    let addr = app(&hub, &tickets).await;
-    let ticket = || {
-        tickets
-            .mint("alice", &Binding::new())
-            .unwrap()
-            .into_string()
-    };
-    for t in [Transport::Sse, Transport::LongPoll, Transport::Ws] {
+    let (hub, tickets, addr) = setup().await;
+    let ticket = || ungranted(&tickets);
+    for t in ALL_TRANSPORTS {
         assert_eq!(
             status(
                 t,
@@ -233,15 +226,8 @@ async fn subscribe_from_fn_checks_the_name_and_passes_refusals_through() {
 /// as published, and a resume from the last id loses nothing.
 #[tokio::test]
 async fn subscribe_from_fn_speaks_like_subscribe() {
-    let hub = MemoryHub::new();
-    let tickets = Tickets::new(Key::generate(1));
-    let addr = app(&hub, &tickets).await;
-    let ticket = || {
-        tickets
-            .mint("alice", &Binding::new())
-            .unwrap()
-            .into_string()
-    };
+    let (hub, tickets, addr) = setup().await;
+    let ticket = || ungranted(&tickets);
     let (parts, mut events) = open_sse(
         &h1(),
         sse_request(addr, &format!("/orders/7/events?ticket={}", ticket()), None),

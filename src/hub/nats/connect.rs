@@ -88,10 +88,7 @@ impl NatsHubBuilder {
         tokio::spawn(live::run_live(Arc::downgrade(&hub.inner), messages, events));
         tokio::spawn(live::sweep(Arc::downgrade(&hub.inner)));
         let weak = Arc::downgrade(&hub.inner);
-        backbone::spawn_workers(
-            move || weak.upgrade().map(|inner| NatsHub { inner }),
-            sync_queue,
-        );
+        backbone::spawn_workers(move || live::upgrade(&weak), sync_queue);
         Ok(hub)
     }
 }

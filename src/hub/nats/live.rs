@@ -23,7 +23,8 @@ use futures_util::StreamExt as _;
 use std::sync::Weak;
 use tokio::sync::mpsc;
 
-fn upgrade(weak: &Weak<Inner>) -> Option<NatsHub> {
+/// The hub, while it lives (every background task holds it weakly).
+pub(super) fn upgrade(weak: &Weak<Inner>) -> Option<NatsHub> {
     weak.upgrade().map(|inner| NatsHub { inner })
 }
 

@@ -66,10 +66,7 @@ impl RedisHubBuilder {
         }
         tokio::spawn(live::sweep(Arc::downgrade(&hub.inner)));
         let weak = Arc::downgrade(&hub.inner);
-        backbone::spawn_workers(
-            move || weak.upgrade().map(|inner| RedisHub { inner }),
-            sync_queue,
-        );
+        backbone::spawn_workers(move || live::upgrade(&weak), sync_queue);
         Ok(hub)
     }
 }

@@ -40,7 +40,8 @@ pub(super) fn shard_of(topic: &str, shards: usize) -> usize {
     (hasher.finish() % shards as u64) as usize
 }
 
-fn upgrade(weak: &Weak<Inner>) -> Option<RedisHub> {
+/// The hub, while it lives (every background task holds it weakly).
+pub(super) fn upgrade(weak: &Weak<Inner>) -> Option<RedisHub> {
     weak.upgrade().map(|inner| RedisHub { inner })
 }
 
