@@ -2,24 +2,42 @@
 //! connection to a server without stopping the server.
 
 use std::net::SocketAddr;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+    sync::watch,
+};
 
 pub struct Proxy {
     pub addr: SocketAddr,
     cut: watch::Sender<u64>,
 }
 
+/// A connection whose bytes to the server are held back: the `nth` accepted (from 0), each
+/// read from the client forwarded `by` later.
+#[derive(Clone, Copy)]
+pub struct Delay {
+    pub nth: usize,
+    pub by: std::time::Duration,
+}
+
 impl Proxy {
     /// Forwards every connection to `target`, until the proxy is dropped.
     pub async fn start(target: SocketAddr) -> Self {
+        Self::start_delaying(target, None).await
+    }
+
+    /// Like [`Proxy::start`], with one connection's upstream bytes delayed.
+    pub async fn start_delaying(target: SocketAddr, delay: Option<Delay>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (cut, generation) = watch::channel(0u64);
         tokio::spawn(async move {
-            loop {
+            for accepted in 0usize.. {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
+                let held = delay.filter(|d| d.nth == accepted).map(|d| d.by);
                 let mut cut = generation.clone();
                 if cut.has_changed().is_err() {
                     return; // the proxy is gone
@@ -29,8 +47,38 @@ impl Proxy {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
+                    let forward = async {
+                        match held {
+                            None => {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
+                            }
+                            Some(by) => {
+                                let (mut from_client, mut to_client) = inbound.split();
+                                let (mut from_server, mut to_server) = outbound.split();
+                                let up = async {
+                                    let mut buf = vec![0u8; 16 * 1024];
+                                    loop {
+                                        let n = match from_client.read(&mut buf).await {
+                                            Ok(0) | Err(_) => return,
+                                            Ok(n) => n,
+                                        };
+                                        tokio::time::sleep(by).await;
+                                        if to_server.write_all(&buf[..n]).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                };
+                                let down = tokio::io::copy(&mut from_server, &mut to_client);
+                                tokio::select! {
+                                    () = up => {}
+                                    _ = down => {}
+                                }
+                            }
+                        }
+                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = forward => {}
                         _ = cut.changed() => {} // cut (or the proxy dropped): both sockets close
                     }
                 });

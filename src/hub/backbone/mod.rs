@@ -124,6 +124,10 @@ pub(crate) enum Live<Id> {
     /// Boxed: a reset is rare, and every slot of every topic's buffer is as large as the
     /// largest variant.
     Reset(Box<Position<Id>>),
+    /// The backbone refused to carry the topic (for example a `SUBSCRIBE` an ACL forbids):
+    /// its subscriptions end, so their clients resume later or elsewhere instead of waiting
+    /// for entries that will never arrive.
+    End,
 }
 
 /// A topic's one reader in this process, as subscriptions see it.
@@ -295,6 +299,26 @@ pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<
         *p = Some(position.clone());
         let _ = reader.tx.send(Live::Reset(Box::new(position)));
     });
+}
+
+/// Ends every subscription of `reader` (see [`Live::End`]) and forgets the reader, so the next
+/// subscription to its topic asks the backbone again; each ended subscription is counted as
+/// stalled. Returns how many ended (the caller logs, once per batch).
+pub(crate) fn end_refused<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) -> usize {
+    {
+        let mut readers = lock(backbone.readers());
+        if readers
+            .get(&reader.topic)
+            .is_some_and(|current| Arc::ptr_eq(current, reader))
+        {
+            readers.remove(&reader.topic);
+        }
+    }
+    let ended = reader.tx.send(Live::End).unwrap_or(0);
+    for _ in 0..ended {
+        crate::observe::subscription_stalled(B::NAME);
+    }
+    ended
 }
 
 /// Releases the readers left without subscribers: those whose subscriptions ended a sweep

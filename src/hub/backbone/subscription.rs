@@ -129,7 +129,10 @@ impl<B: Backbone> Stream for Subscription<B> {
                         Phase::CatchUp,
                     )));
                 }
-                Err(RecvError::Closed) => return Poll::Ready(None),
+                Ok(Live::End) | Err(RecvError::Closed) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
             }
         }
     }

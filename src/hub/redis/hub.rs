@@ -13,7 +13,7 @@ use crate::{
     cursor::Cursor,
     event::Event,
     hub::{
-        backbone::{Backbone, Phase, Start, Subscription, SyncQueue},
+        backbone::{request_sync, Backbone, Phase, Start, Subscription, SyncQueue},
         new_epoch, Hub,
     },
     observe,
@@ -53,6 +53,9 @@ impl Backbone for RedisHub {
 
     fn spawn_reader(&self, reader: Arc<Reader>) {
         // Called under the readers lock: ordered with the sweeper's unsubscribes.
+        // Its position is read now, beside the `SUBSCRIBE` (one round trip for a new topic,
+        // not two); the read after the confirmation catches up whatever came in between.
+        request_sync(self, &reader);
         let shard = shard_of(&reader.topic, self.inner.shards.len());
         let _ = self.inner.shards[shard].send(Command::Subscribe(reader));
     }

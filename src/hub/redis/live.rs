@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     hub::{
-        backbone::{fan_out, fan_out_reset, on_live, release_idle, request_sync},
+        backbone::{end_refused, fan_out, fan_out_reset, on_live, release_idle, request_sync},
         new_epoch,
     },
     observe,
@@ -106,7 +106,11 @@ async fn serve_shard(
         .collect();
     for chunk in topics.chunks(BATCH) {
         let channels: Vec<&str> = chunk.iter().map(|r| r.key.stream.as_str()).collect();
-        within(timeout, sink.subscribe(channels)).await?;
+        match within(timeout, sink.subscribe(channels)).await {
+            Ok(()) => {}
+            Err(error) if error.is_unavailable() => return Err(error),
+            Err(error) => refused(&hub, chunk, &error),
+        }
     }
     hub.record(None);
     for reader in &topics {
@@ -214,12 +218,28 @@ async fn flush_subscribe(
                 }
             }
             // A dead connection is noticed by its PING, and the reconnect subscribes every
-            // topic again; a refusal leaves these subscriptions to their start deadline.
-            Err(error) => tracing::warn!(%error, "redis hub: SUBSCRIBE failed"),
+            // topic again.
+            Err(error) if error.is_unavailable() => {
+                tracing::debug!(%error, "redis hub: SUBSCRIBE failed; the reconnect retries it");
+            }
+            // Refused (an ACL without Pub/Sub rights, say): see `refused`.
+            Err(error) => {
+                if let Some(hub) = upgrade(&weak) {
+                    refused(&hub, &readers, &error);
+                }
+            }
         }
     })
     .await;
     Ok(())
+}
+
+/// Redis refused to subscribe these topics' channels: nothing would ever arrive on them, so
+/// their subscriptions end (their clients resume later) and the topics are forgotten (the
+/// next subscription asks again).
+fn refused(hub: &RedisHub, readers: &[Arc<Reader>], error: &RedisHubError) {
+    let ended: usize = readers.iter().map(|r| end_refused(hub, r)).sum();
+    tracing::warn!(%error, topics = readers.len(), subscriptions = ended, "redis hub: SUBSCRIBE refused; ending these topics' subscriptions (their clients resume)");
 }
 
 async fn flush_unsubscribe(
@@ -319,6 +339,8 @@ pub(super) async fn sync_once(hub: &RedisHub, reader: &Reader) -> Result<(), red
             );
             Rid::ZERO
         }
+        // Nothing after the position: no read (the common case after a `SUBSCRIBE`).
+        Some(p) if p.last >= last => return Ok(()),
         Some(p) => p.last,
     };
     loop {
