@@ -8,11 +8,22 @@
 //!
 //! | wait | deadline or limit | default |
 //! |---|---|---|
-//! | a client sending its request head | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
+//! | a new connection sending its first request head (HTTP/1.1, or the HTTP/2 preface and a first request; counted from accept, so a silent socket is closed too) | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
+//! | a client sending a later request head (HTTP/1.1 keep-alive) | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
 //! | request head size | [`max_headers`](Server::max_headers), [`max_header_bytes`](Server::max_header_bytes) | 64 headers, 16 KiB (`431` / connection closed) |
 //! | a client that stops reading | [`stall_timeout`](Server::stall_timeout) ([`GuardedIo`](crate::connection::GuardedIo)) | 30 s without write progress |
 //! | a dead HTTP/2 peer | HTTP/2 PING every 20 s, 20 s to answer | |
 //! | shutdown | [`grace`](Server::grace), then connections closed by force, then the drain's [close timeout](crate::drain::Drain::close_timeout) | 10 s + 1 s |
+//!
+//! Every HTTP/1.x request head is checked before it reaches the service: exactly one `Host`
+//! header (HTTP/1.1, RFC 9112 section 3.2; at most one in HTTP/1.0) and `chunked` at most
+//! once in `Transfer-Encoding`. Anything else is answered `400 Bad Request` and the
+//! connection is closed.
+//!
+//! Connections that have not sent a request head yet are not capped in number beyond the
+//! process's open-file limit; the first-request deadline bounds how long each holds a file.
+//! Put a connection-count limit in front (a load balancer, or the kernel's `somaxconn` and
+//! the listener's backlog) if a flood of silent sockets within that deadline is a concern.
 //!
 //! Request *bodies* are the business of the routes that take them: put tower-http's
 //! `TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, ..)` and
@@ -62,6 +73,10 @@ use pin_project_lite::pin_project;
 use std::{
     future::Future,
     pin::{pin, Pin},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -127,8 +142,10 @@ impl Server {
         self
     }
 
-    /// How long a client may take to send a request head (HTTP/1.1) before the connection is
-    /// closed. Default 10 s.
+    /// How long a client may take to send a request head before the connection is closed:
+    /// from accept to its first complete request head whatever the protocol (a silent socket,
+    /// or a bare HTTP/2 preface, is closed when it passes), and each later HTTP/1.1 request
+    /// head. Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -226,30 +243,36 @@ impl Server {
                 }
             };
             let _ = tcp.set_nodelay(true);
+            let (service, first_request) = Checked::new(service.clone());
+            let deadline = Some(Box::pin(tokio::time::sleep(self.header_read_timeout)));
             if let Some(http1) = &http1 {
                 let conn = http1
                     .serve_connection(
                         TokioIo::new(guard.wrap(tcp)),
-                        TowerToHyperService::new(service.clone()),
+                        TowerToHyperService::new(service),
                     )
                     .with_upgrades();
                 tracker.spawn(Served {
                     conn,
                     stop: Some(stop.clone().cancelled_owned()),
                     graceful_shutdown: |conn| conn.graceful_shutdown(),
+                    first_request,
+                    deadline,
                 });
                 continue;
             }
             let conn = builder
                 .serve_connection_with_upgrades(
                     TokioIo::new(guard.wrap(tcp)),
-                    TowerToHyperService::new(service.clone()),
+                    TowerToHyperService::new(service),
                 )
                 .into_owned();
             tokio::spawn(Served {
                 conn: graceful.watch(conn),
                 stop: None,
                 graceful_shutdown: |_| {},
+                first_request,
+                deadline,
             });
         }
         drop(listener);
@@ -293,6 +316,11 @@ pin_project! {
         #[pin]
         stop: Option<WaitForCancellationFutureOwned>,
         graceful_shutdown: fn(Pin<&mut C>),
+        // Set by the service when the connection's first request head arrives.
+        first_request: Arc<AtomicBool>,
+        // Until the first request head: the connection is closed when it fires. Dropped
+        // once a request arrived (checked when it fires, so no extra wake-up).
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
@@ -305,6 +333,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        if let Some(deadline) = this.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                if !this.first_request.load(Ordering::Relaxed) {
+                    tracing::debug!("no request head within the deadline; closing the connection");
+                    return Poll::Ready(());
+                }
+                *this.deadline = None;
+            }
+        }
         if let Some(stop) = this.stop.as_mut().as_pin_mut() {
             if stop.poll(cx).is_ready() {
                 this.stop.set(None);
@@ -315,6 +352,157 @@ where
             tracing::debug!(%error, "connection ended with an error");
         }
         Poll::Ready(())
+    }
+}
+
+/// The service of one connection: marks its first request and refuses malformed HTTP/1.x
+/// request heads (see the [module docs](self)) before they reach the routes.
+#[derive(Clone)]
+struct Checked<S> {
+    inner: S,
+    first_request: Arc<AtomicBool>,
+}
+
+impl<S> Checked<S> {
+    fn new(inner: S) -> (Self, Arc<AtomicBool>) {
+        let first_request = Arc::new(AtomicBool::new(false));
+        let service = Self {
+            inner,
+            first_request: first_request.clone(),
+        };
+        (service, first_request)
+    }
+}
+
+/// Why an HTTP/1.x request head is refused, if it is.
+fn malformed_head<B>(req: &Request<B>) -> Option<&'static str> {
+    let version = req.version();
+    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
+        return None;
+    }
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == http::Version::HTTP_11 => {
+            return Some("an HTTP/1.1 request needs a Host header");
+        }
+        (Some(_), Some(_)) => return Some("more than one Host header"),
+        _ => {}
+    }
+    let chunked = req
+        .headers()
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count();
+    (chunked > 1).then_some("`chunked` more than once in Transfer-Encoding")
+}
+
+impl<S, B> Service<Request<Incoming>> for Checked<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<CheckedBody<B>>;
+    type Error = S::Error;
+    type Future = CheckedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        self.first_request.store(true, Ordering::Relaxed);
+        if let Some(why) = malformed_head(&req) {
+            tracing::debug!(why, "malformed request head; answering 400");
+            crate::observe::refused(http::StatusCode::BAD_REQUEST, "malformed-head");
+            // No body: the routes' body type is all the connection can send, and a `400`
+            // with `Connection: close` says enough.
+            let mut res = Response::new(());
+            *res.status_mut() = http::StatusCode::BAD_REQUEST;
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return CheckedFuture::Refused {
+                response: Some(res),
+            };
+        }
+        CheckedFuture::Inner {
+            future: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Checked`].
+    #[project = CheckedFutureProj]
+    enum CheckedFuture<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response<()>> },
+    }
+}
+
+impl<F, B, E> Future for CheckedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<CheckedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckedFutureProj::Inner { future } => {
+                let res = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(res.map(|body| CheckedBody::Inner { body })))
+            }
+            CheckedFutureProj::Refused { response } => {
+                let res = response.take().expect("polled after completion");
+                Poll::Ready(Ok(res.map(|()| CheckedBody::Refused)))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The body of [`Checked`]'s responses: the routes' own, or a refusal's.
+    #[project = CheckedBodyProj]
+    enum CheckedBody<B> {
+        Inner { #[pin] body: B },
+        Refused,
+    }
+}
+
+impl<B> http_body::Body for CheckedBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, BoxError>>> {
+        match self.project() {
+            CheckedBodyProj::Inner { body } => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(Into::into))),
+            CheckedBodyProj::Refused => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Inner { body } => body.is_end_stream(),
+            Self::Refused => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Self::Inner { body } => body.size_hint(),
+            Self::Refused => http_body::SizeHint::with_exact(0),
+        }
     }
 }
 

@@ -558,3 +558,47 @@ async fn a_request_head_sent_too_slowly_is_cut_off() {
         "{answer}"
     );
 }
+
+/// Request heads RFC 9112 says to refuse: no `Host` in HTTP/1.1, two `Host` headers, and
+/// `chunked` twice in `Transfer-Encoding` get `400` and a closed connection; a well-formed
+/// head (and HTTP/1.0 without `Host`) is served.
+#[tokio::test]
+async fn malformed_http1_heads_are_refused_with_400() {
+    let rig = rig(Settings::default()).await;
+    let exchange = |head: &'static str| async move {
+        let mut tcp = TcpStream::connect(rig.addr).await.unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut answer = Vec::new();
+        // Up to the end of the answer's head (long-polls answer at once without a cursor).
+        let _ = within(async {
+            while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for head in [
+        "GET / HTTP/1.1\r\naccept: application/json\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\naccept: application/json\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\nhost: a\r\naccept: application/json\r\n\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let answer = exchange(head).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{head:?} -> {answer}");
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    }
+    for head in [
+        "GET / HTTP/1.1\r\nhost: a\r\naccept: application/json\r\n\r\n",
+        "GET / HTTP/1.0\r\naccept: application/json\r\n\r\n",
+    ] {
+        let answer = exchange(head).await;
+        assert!(answer.contains(" 200 OK"), "{head:?} -> {answer}");
+    }
+    drop(rig);
+}

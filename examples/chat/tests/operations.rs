@@ -117,12 +117,21 @@ async fn serve_as_main_until_sigterm() {
     run(listener).await;
 }
 
-/// SIGTERM (what orchestrators send) drains every transport with its goodbye, in a real
-/// process running the chat's `run`: the SSE body ends cleanly, the WebSocket gets 1012, a
-/// held poll is answered with its cursor, and the process exits 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_every_transport_and_exits_0() {
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+/// The chat as `main` runs it, in a child process (optionally with its open-file limit
+/// lowered to `open_files`), and where it listens.
+async fn chat_process(open_files: Option<u32>) -> (tokio::process::Child, SocketAddr) {
+    let exe = std::env::current_exe().unwrap();
+    let limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    // `ulimit -n` only lowers the soft limit of the shell, which the chat inherits.
+    let script = if open_files.is_some() {
+        format!("ulimit -n {limit} && exec \"$0\" \"$@\"")
+    } else {
+        "exec \"$0\" \"$@\"".to_owned()
+    };
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
         .args([
             "--exact",
             "tests::operations::serve_as_main_until_sigterm",
@@ -132,6 +141,7 @@ async fn sigterm_drains_every_transport_and_exits_0() {
             "1",
         ])
         .env_remove("REDIS_URL")
+        .env_remove("NATS_URL")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -148,6 +158,92 @@ async fn sigterm_drains_every_transport_and_exits_0() {
     })
     .await
     .unwrap();
+    // Keep reading its output, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    (child, addr)
+}
+
+/// 300 connections that never send a request head (or only the HTTP/2 preface) against the
+/// chat with 256 open files: the server closes each 10 s (its first-request deadline) after
+/// accepting it, so a normal client, queued behind them, is served within the deadline + 1 s
+/// rather than locked out for as long as the silent sockets care to stay.
+async fn silent_sockets_do_not_lock_clients_out(first_bytes: &'static [u8]) {
+    const DEADLINE: Duration = Duration::from_secs(10);
+    let (_child, addr) = chat_process(Some(256)).await;
+    let started = tokio::time::Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(first_bytes).await.unwrap();
+        silent.push(tcp);
+    }
+    // A normal client, behind them.
+    let mut normal = tokio::net::TcpStream::connect(addr).await.unwrap();
+    normal
+        .write_all(b"GET /tower-push.js HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE + Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 4096];
+        while !answer.starts_with(b"HTTP/1.1 200") {
+            let n = normal.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "not served within the deadline + 1 s ({:?}): {:?}",
+            started.elapsed(),
+            String::from_utf8_lossy(&answer)
+        )
+    });
+    // Every silent socket is closed by the server: those queued behind the first ones are
+    // accepted when those close, and closed a deadline later.
+    let closed = tokio::time::timeout(3 * DEADLINE, async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 1024];
+        for tcp in &mut silent {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // an HTTP/2 server's SETTINGS or GOAWAY
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "silent sockets still open after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= DEADLINE - Duration::from_millis(500),
+        "closed before the deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_closed_by_the_first_request_deadline() {
+    silent_sockets_do_not_lock_clients_out(b"").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_http2_preface_is_closed_by_the_first_request_deadline() {
+    silent_sockets_do_not_lock_clients_out(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+}
+
+/// SIGTERM (what orchestrators send) drains every transport with its goodbye, in a real
+/// process running the chat's `run`: the SSE body ends cleanly, the WebSocket gets 1012, a
+/// held poll is answered with its cursor, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_every_transport_and_exits_0() {
+    let (mut child, addr) = chat_process(None).await;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let mut sse = open_sse(addr, &ticket(&client, addr).await)
