@@ -177,6 +177,10 @@ pub mod connection;
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
 
+#[cfg(feature = "health")]
+#[cfg_attr(docsrs, doc(cfg(feature = "health")))]
+pub mod health;
+
 pub use error::BoxError;
 pub use event::{Event, EventError};
 pub use push::{IntoPush, Push};

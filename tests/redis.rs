@@ -627,3 +627,52 @@ async fn a_subscription_redis_cannot_serve_ends_instead_of_waiting_forever() {
     .await;
     assert!(again.is_ok(), "the second subscription ends too");
 }
+
+/// The readiness probe follows the backbone: `200` while Redis answers, `503` (naming the
+/// backbone) within a few `block` periods of Redis stopping, `200` again once it is back;
+/// liveness stays `200` throughout.
+#[tokio::test]
+async fn readiness_follows_redis() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let mut redis = OwnRedis::start(false);
+    let hub = RedisHub::builder(&redis.url(), "health")
+        .timeout(Duration::from_millis(200))
+        .block(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let health = tower_push::health::Health::new().hub(hub.clone());
+    let probe = |service: tower_push::health::Probe| async move {
+        let res = service
+            .oneshot(http::Request::get("/readyz").body(()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let until = |want: StatusCode| {
+        let (health, probe) = (health.clone(), probe);
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    let (status, body) = probe(health.readiness()).await;
+                    if status == want {
+                        return body;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("readiness never became {want}"))
+        }
+    };
+    assert_eq!(until(StatusCode::OK).await, "ready\n");
+    redis.stop();
+    let body = until(StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(body.starts_with("backbone: "), "{body}");
+    assert_eq!(probe(health.liveness()).await.0, StatusCode::OK);
+    redis.spawn();
+    until(StatusCode::OK).await;
+}
