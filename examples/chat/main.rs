@@ -40,6 +40,9 @@
 //! * Each chat message reaches every subscriber as an event named `message` whose data is
 //!   JSON `{"user":...,"text":...}` (plus `"to"` for a direct message) and whose id is its
 //!   cursor.
+//! * `GET /healthz` - `200 ok` while the process answers (liveness); `GET /readyz` - `200
+//!   ready`, or `503` with `Retry-After` and the reasons while it drains or its backbone is
+//!   down (readiness). See `tower_push::health` for Kubernetes probes.
 //! * `GET /metrics` (with `--features metrics`) - Prometheus text: connections, deliveries,
 //!   bytes, refusals, resets and more (see `tower_push::observe`).
 //! * SIGTERM or Ctrl-C: SSE streams end, WebSockets close with 1012, held polls answer with
@@ -64,6 +67,7 @@ use tower_push::{
     },
     client::ClientScript,
     drain::Drain,
+    health::Health,
     heartbeat::HeartbeatLayer,
     hub::{check_access, Hub, MemoryHub, Topics, TopicsSubscription},
     last_event_id::LastEventId,
@@ -208,8 +212,10 @@ fn events<H: Hub, B: Send + 'static>(
         async move {
             let (parts, body) = req.into_parts();
             let multi = rooms::asks_for_topics(&parts);
+            // The topics as `Topics` reads them (decoded once, the same way), so the room a
+            // WebSocket's messages go to is the room it reads.
             let room = if multi {
-                rooms::connection_room(&parts)
+                rooms::connection_room(&topics.requested_topics(&parts)?)
             } else {
                 rooms::DEFAULT_ROOM.to_owned()
             };
@@ -299,8 +305,13 @@ fn app<H: Hub, St: TicketStore>(
                 ))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY)),
         );
+    // Probes: alive while the process answers; ready while not draining and while the
+    // backbone is up.
+    let health = Health::new().drain(drain).hub(hub.clone());
     let router = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|| async { page() }))
+        .route_service("/healthz", health.liveness())
+        .route_service("/readyz", health.readiness())
         .route_service("/tower-push.js", ClientScript)
         .merge(api)
         .route_service("/api/events", events);
@@ -436,6 +447,42 @@ async fn main() {
 }
 
 const PAGE: &str = include_str!("page.html");
+
+/// The page, with a strict policy: its one inline script and style allowed by their hashes,
+/// scripts otherwise only from this origin, connections (`fetch`, WebSocket) only to it, no
+/// framing, no other resources; and no MIME sniffing.
+fn page() -> impl IntoResponse {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        format!(
+            "default-src 'none'; script-src 'self' {}; style-src {}; connect-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            inline_hash(PAGE, "<script>", "</script>"),
+            inline_hash(PAGE, "<style>", "</style>"),
+        )
+    });
+    (
+        [
+            (http::header::CONTENT_SECURITY_POLICY, policy.as_str()),
+            (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (http::header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(PAGE),
+    )
+}
+
+/// The CSP source (`'sha256-...'`) of the text between `open` and the next `close` in `page`.
+fn inline_hash(page: &str, open: &str, close: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let start = page.find(open).expect("the page has the element") + open.len();
+    let end = start + page[start..].find(close).expect("the element is closed");
+    let digest = sha2::Sha256::digest(&page.as_bytes()[start..end]);
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
 
 #[cfg(test)]
 mod tests;

@@ -66,17 +66,14 @@ pub(crate) fn asks_for_topics(parts: &Parts) -> bool {
         .is_some_and(|q| q.split('&').any(|p| p.split('=').next() == Some("topic")))
 }
 
-/// The room a multi-topic connection reads (where its WebSocket messages go): its first
-/// room topic.
-pub(crate) fn connection_room(parts: &Parts) -> String {
-    parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|p| p.strip_prefix("topic="))
+/// The room a multi-topic connection reads (where its WebSocket messages go): the first room
+/// among its topics (as [`Topics::requested_topics`](tower_push::hub::Topics::requested_topics)
+/// decodes them), else the default room.
+pub(crate) fn connection_room(topics: &[String]) -> String {
+    topics
+        .iter()
         .find(|t| is_room(t))
-        .unwrap_or(DEFAULT_ROOM)
+        .map_or(DEFAULT_ROOM, String::as_str)
         .to_owned()
 }
 

@@ -189,6 +189,28 @@ async fn http_contract_over_every_transport() {
         page.contains("/tower-push.js") && !page.contains("https://"),
         "no CDN"
     );
+    // A strict policy (the browser test runs the page under it): no framing, no sniffing,
+    // inline code only by hash.
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "script-src 'self' 'sha256-",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "{directive} missing: {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // Probes.
+    for (path, answer) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let (status, _, body) = request(&client, get(path.into())).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, answer.as_bytes()),
+            "{path}"
+        );
+    }
     let (status, _, body) = request(&client, get("/tower-push.js".into())).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).contains("TowerPush"));

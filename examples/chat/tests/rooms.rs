@@ -240,3 +240,43 @@ async fn tickets_allow_only_their_room_and_user() {
     );
     drop(server);
 }
+
+/// A WebSocket that asks for its room percent-encoded (`?topic=%62lue` is `blue`) reads that
+/// room and sends its messages to it, not to the default room: the room is decoded once, the
+/// way the topics are.
+#[tokio::test]
+async fn a_percent_encoded_room_is_the_room_a_websocket_reads_and_sends_to() {
+    let server = Server::start(memory_app, false).await;
+    let addr = server.addr;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let (ticket, topics) = room_ticket(&client, addr, "alice", Some("blue")).await;
+    assert_eq!(topics[0], "blue");
+    let encoded = vec!["%62lue".to_owned(), topics[1].replace(':', "%3A")];
+    let path = events_path(&ticket, &encoded, None);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+        .await
+        .unwrap();
+    ws.next().await.unwrap().unwrap(); // position
+                                       // A reader of the default room, to see that nothing goes there.
+    let (watcher, _) = room_ticket(&client, addr, "carol", None).await;
+    let mut default_room = open_ws(addr, &watcher).await;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"text":"to blue"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the message arrives in the room the connection reads")
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(event["topic"], "blue", "{event}");
+    assert_eq!(data(&event)["text"], "to blue");
+    let stray = tokio::time::timeout(Duration::from_millis(300), default_room.next()).await;
+    assert!(
+        stray.is_err(),
+        "nothing reaches the default room: {stray:?}"
+    );
+    drop(server);
+}

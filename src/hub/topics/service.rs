@@ -143,6 +143,18 @@ impl<H: Hub> Topics<H> {
         &self.hub
     }
 
+    /// The topics this service reads for a request with this head, decoded the way it decodes
+    /// them (percent-decoding, duplicates removed), or the refusal it answers (`400` for a
+    /// bad name or too many, `403` outside the grant). For an app that needs the same topics
+    /// beside the stream, for example to know which room a WebSocket's messages go to.
+    ///
+    /// # Errors
+    ///
+    /// The [`Reject`] the service answers such a request with.
+    pub fn requested_topics(&self, parts: &Parts) -> Result<Vec<String>, Reject> {
+        self.topics(parts)
+    }
+
     fn topics(&self, parts: &Parts) -> Result<Vec<String>, Reject> {
         let requested = match &self.select {
             Select::Fixed(topics) => topics.to_vec(),
