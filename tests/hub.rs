@@ -94,3 +94,17 @@ async fn dropped_subscriptions_are_unregistered() {
     drop(subs);
     assert_eq!(hub.topic_stats("t").unwrap().subscribers, 0);
 }
+
+#[tokio::test]
+async fn memory_damaged_cursors_reset_or_resume_exactly() {
+    for seed in 1..=8 {
+        let resets =
+            hub_suite::damaged_cursors_reset_or_resume_exactly(MemoryHub::new(), seed, 48).await;
+        assert!(resets > 0, "seed {seed}: some damage must be unplaceable");
+    }
+}
+
+#[tokio::test]
+async fn memory_a_damaged_composite_resets_what_it_cannot_place() {
+    hub_suite::a_damaged_composite_resets_what_it_cannot_place(MemoryHub::new()).await;
+}

@@ -456,3 +456,18 @@ async fn two_instances_with_10000_topics_each() {
     .await
     .expect("every topic is released once its subscribers leave");
 }
+
+#[tokio::test]
+async fn nats_damaged_cursors_reset_or_resume_exactly() {
+    for seed in 1..=3 {
+        let (hub, _cleanup) = hub().await;
+        let resets = hub_suite::damaged_cursors_reset_or_resume_exactly(hub, seed, 40).await;
+        assert!(resets > 0, "seed {seed}: some damage must be unplaceable");
+    }
+}
+
+#[tokio::test]
+async fn nats_a_damaged_composite_resets_what_it_cannot_place() {
+    let (hub, _cleanup) = hub().await;
+    hub_suite::a_damaged_composite_resets_what_it_cannot_place(hub).await;
+}

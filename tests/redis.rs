@@ -676,3 +676,17 @@ async fn readiness_follows_redis() {
     redis.spawn();
     until(StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn redis_damaged_cursors_reset_or_resume_exactly() {
+    for seed in 1..=3 {
+        let resets =
+            hub_suite::damaged_cursors_reset_or_resume_exactly(hub().await, seed, 40).await;
+        assert!(resets > 0, "seed {seed}: some damage must be unplaceable");
+    }
+}
+
+#[tokio::test]
+async fn redis_a_damaged_composite_resets_what_it_cannot_place() {
+    hub_suite::a_damaged_composite_resets_what_it_cannot_place(hub().await).await;
+}

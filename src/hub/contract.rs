@@ -128,7 +128,39 @@ pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
         || (epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// An offset in a cursor: ASCII digits only (no sign, no space), fitting a `u64`.
+pub(crate) fn parse_offset(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// The position event: an id-only event.
 pub(crate) fn position_event(cursor: Cursor) -> Event {
     Event::cursor_only(cursor.into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_offset;
+
+    #[test]
+    fn offsets_are_digits_only() {
+        assert_eq!(parse_offset("0"), Some(0));
+        assert_eq!(parse_offset("42"), Some(42));
+        assert_eq!(parse_offset("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+0",
+            "-1",
+            " 1",
+            "1 ",
+            "1_000",
+            "0x10",
+            "18446744073709551616",
+        ] {
+            assert_eq!(parse_offset(bad), None, "{bad:?}");
+        }
+    }
 }

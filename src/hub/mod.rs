@@ -129,7 +129,8 @@ pub use access::check_access;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "nats"))))]
 pub const DEFAULT_BACKBONE_BUFFER: usize = 16;
 pub(crate) use contract::{
-    new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason,
+    new_epoch, parse_offset, position_event, reset_data, reset_event, well_formed_epoch,
+    ResetReason,
 };
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{

@@ -201,7 +201,7 @@ pub async fn read<S: tokio_stream::Stream<Item = Event> + Unpin>(
 }
 
 /// Several topics on one subscription: the last id resumes each exactly, whatever the
-/// interleaving; a topic added on resume starts from now.
+/// interleaving; a topic the cursor does not name (added on resume) resets to now.
 pub async fn several_topics_resume_exactly<H: Hub>(hub: H) {
     let mut sub = topics(&hub, &["a", "b"], None).await;
     let position = next(&mut sub).await;
@@ -230,6 +230,11 @@ pub async fn several_topics_resume_exactly<H: Hub>(hub: H) {
         hub.publish(topic, Event::new().data(data)).await.unwrap();
     }
     let mut sub = topics(&hub, &["a", "b", "c"], Some(&last)).await;
+    // c is not in the cursor: it cannot be placed (an entry lost, or a topic added), so it
+    // resets to now and the client knows.
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some(RESET_EVENT), "{reset:?}");
+    assert_eq!(reset.get_topic(), Some("c"));
     let got = read(&mut sub, 4).await;
     let per = |topic: &str| -> Vec<String> {
         got.iter()
@@ -242,7 +247,7 @@ pub async fn several_topics_resume_exactly<H: Hub>(hub: H) {
     assert_eq!(
         per("c"),
         Vec::<String>::new(),
-        "c was not in the cursor: it starts now"
+        "c was not in the cursor: it starts now, after its reset"
     );
     settle().await;
     hub.publish("c", Event::new().data("c2")).await.unwrap();
@@ -289,4 +294,158 @@ pub async fn a_trimmed_topic_resets_alone<H: Hub>(hub: H, overflow: usize) {
     assert_eq!(data["topic"], "a");
     let got = read(&mut sub, 1).await;
     assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("b", "b1"));
+}
+
+/// A small deterministic generator for the damage below (xorshift64*), so a failure names
+/// its seed and reruns exactly.
+struct Damage(u64);
+
+impl Damage {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `cursor` damaged once: cut short, a character inserted, removed or replaced, or its
+    /// trailing number replaced by a huge one, signed, or emptied.
+    fn damage(&mut self, cursor: &str) -> String {
+        const CHARS: &[u8] = b"0123456789-._+ xZ!";
+        let mut bytes = cursor.as_bytes().to_vec();
+        let digits = bytes
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let tail = bytes.len() - digits;
+        match self.below(7) {
+            0 => bytes.truncate(self.below(bytes.len())),
+            1 => {
+                let at = self.below(bytes.len() + 1);
+                bytes.insert(at, CHARS[self.below(CHARS.len())]);
+            }
+            2 if !bytes.is_empty() => {
+                bytes.remove(self.below(bytes.len()));
+            }
+            3 if !bytes.is_empty() => {
+                let at = self.below(bytes.len());
+                bytes[at] = CHARS[self.below(CHARS.len())];
+            }
+            4 => {
+                bytes.truncate(tail);
+                bytes.extend_from_slice(b"99999999999999");
+            }
+            5 => bytes.insert(tail, b'+'),
+            _ => bytes.truncate(tail),
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Damaged cursors (randomly cut, altered, pushed far ahead, signed): a subscription from
+/// one either starts with a `reset` (the hub cannot place it), or places it and then
+/// delivers a suffix of the topic's events, in order, followed by what is published next. It
+/// never swallows new events (a cursor ahead of the topic) nor skips to a point without
+/// saying so. `cases` damaged cursors from `seed`; returns how many were reset.
+pub async fn damaged_cursors_reset_or_resume_exactly<H: Hub>(
+    hub: H,
+    seed: u64,
+    cases: usize,
+) -> usize {
+    let mut published = Vec::new();
+    for i in 0..3 {
+        let cursor = hub
+            .publish("t", Event::new().data(format!("e{i}")))
+            .await
+            .unwrap();
+        published.push((format!("e{i}"), cursor.as_str().to_owned()));
+    }
+    let mut damage = Damage(seed | 1);
+    let mut resets = 0;
+    for case in 0..cases {
+        let (_, base) = &published[damage.below(published.len())];
+        let from = damage.damage(base);
+        if published.iter().any(|(_, c)| *c == from) {
+            continue; // undamaged after all
+        }
+        let mut sub = hub.subscribe("t", Some(&from));
+        let first = next(&mut sub).await;
+        let marker = format!("live{case}");
+        if first.get_event() == Some(RESET_EVENT) {
+            resets += 1;
+            let cursor = hub
+                .publish("t", Event::new().data(marker.clone()))
+                .await
+                .unwrap();
+            published.push((marker.clone(), cursor.as_str().to_owned()));
+            assert_eq!(
+                next(&mut sub).await.get_data(),
+                Some(marker.as_str()),
+                "seed {seed} case {case}: {from:?}"
+            );
+            continue;
+        }
+        assert!(
+            first.is_cursor_only(),
+            "seed {seed} case {case}: {from:?} -> {first:?}"
+        );
+        let cursor = hub
+            .publish("t", Event::new().data(marker.clone()))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        loop {
+            let event = next(&mut sub).await;
+            let data = event.get_data().unwrap_or("").to_owned();
+            if data == marker {
+                break;
+            }
+            got.push(data);
+        }
+        let all: Vec<String> = published.iter().map(|(d, _)| d.clone()).collect();
+        assert!(
+            all.ends_with(&got),
+            "seed {seed} case {case}: {from:?} placed, then {got:?} is not a suffix of {all:?}"
+        );
+        published.push((marker, cursor.as_str().to_owned()));
+    }
+    resets
+}
+
+/// A composite cursor that lost an entry, or gained one the hub never issued, resets the
+/// topics it cannot place and resumes the others exactly.
+pub async fn a_damaged_composite_resets_what_it_cannot_place<H: Hub>(hub: H) {
+    let mut sub = topics(&hub, &["a", "b"], None).await;
+    next(&mut sub).await;
+    settle().await;
+    hub.publish("a", Event::new().data("a1")).await.unwrap();
+    hub.publish("b", Event::new().data("b1")).await.unwrap();
+    let last = read(&mut sub, 2).await[1].2.clone();
+    drop(sub);
+    hub.publish("a", Event::new().data("a2")).await.unwrap();
+    hub.publish("b", Event::new().data("b2")).await.unwrap();
+    // The composite is `_` + entries joined by `_`: drop the last entry.
+    let cut = &last[..last.rfind('_').unwrap()];
+    assert!(cut.len() > 1, "{last}");
+    let mut sub = topics(&hub, &["a", "b"], Some(cut)).await;
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some(RESET_EVENT), "{cut}: {reset:?}");
+    let lost = reset.get_topic().unwrap().to_owned();
+    let kept = if lost == "a" { "b" } else { "a" };
+    let got = read(&mut sub, 1).await;
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        (kept, &*format!("{kept}2"))
+    );
+    drop(sub);
+    // An entry whose cursor is not a cursor of its topic: that topic resets too.
+    let damaged = format!("{last}x");
+    let mut sub = topics(&hub, &["a", "b"], Some(&damaged)).await;
+    let reset = next(&mut sub).await;
+    assert_eq!(reset.get_event(), Some(RESET_EVENT), "{damaged}: {reset:?}");
 }

@@ -308,7 +308,7 @@ impl MemoryHub {
             return Ok(state.last());
         };
         let (epoch, offset) = from.split_once('-').ok_or(ResetReason::Invalid)?;
-        let offset: u64 = offset.parse().map_err(|_| ResetReason::Invalid)?;
+        let offset = crate::hub::parse_offset(offset).ok_or(ResetReason::Invalid)?;
         if epoch != &*self.shared.epoch {
             let well_formed = crate::hub::well_formed_epoch(epoch);
             return Err(if well_formed {

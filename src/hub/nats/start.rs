@@ -67,6 +67,11 @@ pub(super) async fn try_start(
             ResetReason::Invalid
         }));
     }
+    // Past this reader's position and past the subject's last message: no hub issued it
+    // (see the Redis hub's `try_start`).
+    if after > here.last && phase == Phase::Subscribe && after > hub.last_on(&reader.key).await? {
+        return Ok(reset(ResetReason::Invalid));
+    }
     let mut items = VecDeque::new();
     if phase == Phase::Subscribe {
         items.push_back(position_event(wire::cursor(epoch, after)));

@@ -103,7 +103,7 @@ pub(super) fn cursor(epoch: &str, seq: u64) -> Cursor {
 /// `(epoch, sequence)` of a cursor.
 pub(super) fn parse_cursor(s: &str) -> Option<(&str, u64)> {
     let (epoch, seq) = s.split_once('-')?;
-    Some((epoch, seq.parse().ok()?))
+    Some((epoch, crate::hub::parse_offset(seq)?))
 }
 
 pub(super) use crate::hub::well_formed_epoch;

@@ -46,6 +46,16 @@ pub(super) async fn try_start(
         }));
     }
     let mut conn = hub.inner.conn.clone();
+    // Past this reader's position: the stream may be ahead of it (the cursor came from an
+    // instance that read further), or the cursor points past anything the stream holds,
+    // which no hub issued: `reset`, not a stream that swallows every message until the
+    // stream reaches it.
+    if id > here.last
+        && phase == Phase::Subscribe
+        && id > stream_end(&mut conn, &reader.key.stream).await?
+    {
+        return Ok(reset(ResetReason::Invalid));
+    }
     if history_lost_after(&mut conn, &reader.key.stream, id).await? {
         return Ok(reset(ResetReason::Expired));
     }
@@ -80,6 +90,19 @@ pub(super) async fn try_start(
         epoch: here.epoch.clone(),
         last: here.last.max(id),
     })
+}
+
+/// The id of the stream's last entry (`Rid::ZERO` when it has none).
+async fn stream_end(conn: &mut ConnectionManager, stream: &str) -> Result<Rid, redis::RedisError> {
+    let last: Value = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(parse_entries(last).pop().map_or(Rid::ZERO, |(id, _)| id))
 }
 
 /// Whether entries after `id` may have been removed, from `XINFO STREAM`: an entry newer

@@ -26,7 +26,10 @@ impl Rid {
 
     pub(super) fn parse(s: &str) -> Option<Rid> {
         let (ms, seq) = s.split_once('-')?;
-        Some(Rid(ms.parse().ok()?, seq.parse().ok()?))
+        Some(Rid(
+            crate::hub::parse_offset(ms)?,
+            crate::hub::parse_offset(seq)?,
+        ))
     }
 }
 

@@ -232,10 +232,14 @@ fn starting_points(topics: &[String], from: Option<&str>) -> Vec<Option<String>>
                 // Two of the requested topics share a tag: neither can be told apart.
                 return Some("!".to_owned());
             }
-            entries
-                .iter()
-                .find(|(t, _)| t == tag)
-                .map(|(_, cursor)| cursor.clone())
+            // A topic the cursor does not name cannot be placed (an entry lost, or a topic
+            // added since): it resets, so the client learns it may have missed events.
+            Some(
+                entries
+                    .iter()
+                    .find(|(t, _)| t == tag)
+                    .map_or_else(|| "!".to_owned(), |(_, cursor)| cursor.clone()),
+            )
         })
         .collect()
 }
@@ -310,7 +314,8 @@ mod tests {
         );
         assert_eq!(
             starting_points(&topics, Some(&composite)),
-            vec![Some("e-1".into()), Some("e-2".into()), None]
+            vec![Some("e-1".into()), Some("e-2".into()), Some("!".into())],
+            "a topic the composite does not name resets"
         );
         assert_eq!(starting_points(&topics, None), vec![None, None, None]);
         assert_eq!(
