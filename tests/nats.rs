@@ -471,3 +471,52 @@ async fn nats_a_damaged_composite_resets_what_it_cannot_place() {
     let (hub, _cleanup) = hub().await;
     hub_suite::a_damaged_composite_resets_what_it_cannot_place(hub).await;
 }
+
+/// Messages deleted before this instance read them (published while it was cut off from
+/// NATS, then removed from the stream) are a gap: when it reconnects, its subscriber gets a
+/// `reset` before the next message, never a silent jump over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_deleted_unread_is_a_reset() {
+    let proxy = proxy::Proxy::start(nats_addr()).await;
+    let prefix = prefix();
+    let mut cleanup = Cleanup {
+        url: nats_url(),
+        streams: Vec::new(),
+    };
+    let hub = hub_at(&format!("nats://{}", proxy.addr), &prefix, &mut cleanup).await;
+    let publisher = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    let mut sub = hub.subscribe("t", None);
+    hub_suite::next(&mut sub).await; // position
+    hub_suite::settle().await;
+    publisher
+        .publish("t", Event::new().data("m1"))
+        .await
+        .unwrap();
+    assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("m1"));
+
+    // Cut off: m2 and m3 are published, and m2 deleted, while this instance cannot read.
+    proxy.refuse(true);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m2 = publisher
+        .publish("t", Event::new().data("m2"))
+        .await
+        .unwrap();
+    publisher
+        .publish("t", Event::new().data("m3"))
+        .await
+        .unwrap();
+    let seq: u64 = m2.as_str().rsplit('-').next().unwrap().parse().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let stream = js.get_stream(publisher.stream_name()).await.unwrap();
+    assert!(stream.delete_message(seq).await.unwrap(), "m2 deleted");
+    proxy.refuse(false);
+
+    let reset = hub_suite::next(&mut sub).await;
+    assert_eq!(
+        reset.get_event(),
+        Some(tower_push::hub::RESET_EVENT),
+        "a gap, not {reset:?}"
+    );
+    assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("m3"));
+}

@@ -590,3 +590,93 @@ async fn negotiate_serves_websocket_sse_and_long_poll_on_one_route() {
     let batch: Value = serde_json::from_slice(&body_bytes(res).await).unwrap();
     assert_eq!(batch["events"][0]["id"], id.as_str());
 }
+
+/// A raw WebSocket client: the handshake by hand, then nothing (it never answers a Ping).
+/// Returns the socket once the `101` head has arrived.
+async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within(tcp.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    tcp
+}
+
+/// Reads and discards what the server sends until it closes the connection; returns when.
+fn until_closed(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+) -> tokio::task::JoinHandle<tokio::time::Instant> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return tokio::time::Instant::now(),
+                Ok(_) => {}
+            }
+        }
+    })
+}
+
+/// A peer that never answers Pings but keeps sending data frames is alive: every inbound
+/// frame counts as a sign of life for the pong deadline, so it outlives that deadline
+/// many times over.
+#[tokio::test]
+async fn inbound_data_frames_are_signs_of_life_for_the_pong_deadline() {
+    let hub = MemoryHub::new();
+    let pong = Duration::from_millis(300);
+    let addr = app(
+        &hub,
+        WsLayer::new().pong_timeout(pong),
+        Duration::from_millis(50),
+    )
+    .await;
+    let (read, mut write) = raw_websocket(addr).await.into_split();
+    let closed = until_closed(read);
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < pong * 5 {
+        // A masked text frame "hi" (client frames are masked, RFC 6455 section 5.3).
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | 2];
+        frame.extend_from_slice(&mask);
+        frame.extend(b"hi".iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        write.write_all(&frame).await.unwrap();
+        tokio::time::sleep(pong / 3).await;
+        assert!(
+            !closed.is_finished(),
+            "closed after {:?} although data frames kept arriving",
+            started.elapsed()
+        );
+    }
+    closed.abort();
+}
+
+/// A silent peer (no Pong, no frame) is dropped by the pong deadline, and not before it:
+/// between the first Ping plus the deadline and a little more, measured from the first Ping
+/// (the heartbeat sends one after 100 ms of idleness).
+#[tokio::test]
+async fn a_silent_peer_is_dropped_at_the_pong_deadline_not_before() {
+    let hub = MemoryHub::new();
+    let (idle, pong) = (Duration::from_millis(100), Duration::from_millis(800));
+    let addr = app(&hub, WsLayer::new().pong_timeout(pong), idle).await;
+    let started = tokio::time::Instant::now();
+    let (read, _write) = raw_websocket(addr).await.into_split();
+    let closed_at = within(until_closed(read)).await.unwrap();
+    let after = closed_at - started;
+    assert!(
+        after >= pong,
+        "dropped after {after:?}, before the {pong:?} pong deadline"
+    );
+    assert!(
+        after <= idle * 2 + pong + Duration::from_secs(1),
+        "dropped only after {after:?}"
+    );
+}

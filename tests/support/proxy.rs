@@ -11,6 +11,7 @@ use tokio::{
 pub struct Proxy {
     pub addr: SocketAddr,
     cut: watch::Sender<u64>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A connection whose bytes to the server are held back: the `nth` accepted (from 0), each
@@ -32,11 +33,16 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (cut, generation) = watch::channel(0u64);
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused = refusing.clone();
         tokio::spawn(async move {
             for accepted in 0usize.. {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
+                if refused.load(std::sync::atomic::Ordering::Relaxed) {
+                    continue; // closed at once
+                }
                 let held = delay.filter(|d| d.nth == accepted).map(|d| d.by);
                 let mut cut = generation.clone();
                 if cut.has_changed().is_err() {
@@ -84,7 +90,17 @@ impl Proxy {
                 });
             }
         });
-        Self { addr, cut }
+        Self {
+            addr,
+            cut,
+            refusing,
+        }
+    }
+
+    /// While `true`, new connections are closed as soon as they are accepted.
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Closes every connection open through the proxy now (new ones still go through).
