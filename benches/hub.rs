@@ -50,7 +50,7 @@ fn fan_out(c: &mut Criterion) {
             poll_one(sub); // the position event
         }
         b.iter(|| {
-            hub.publish_now("t", event(&data));
+            hub.publish_now("t", event(&data)).unwrap();
             for sub in &mut subs {
                 black_box(poll_one(sub));
             }
@@ -99,7 +99,7 @@ fn fan_out_parked(c: &mut Criterion) {
             park(sub);
         }
         b.iter(|| {
-            hub.publish_now("t", event(&data));
+            hub.publish_now("t", event(&data)).unwrap();
             for sub in &mut subs {
                 black_box(poll_one(sub));
                 park(sub);
@@ -160,7 +160,8 @@ fn topics_fan_out(c: &mut Criterion) {
         }
         b.iter(|| {
             for i in 0..EVENTS {
-                hub.publish_now(topics[i % topics.len()], event(data));
+                hub.publish_now(topics[i % topics.len()], event(data))
+                    .unwrap();
             }
             for sub in &mut subs {
                 for _ in 0..EVENTS {

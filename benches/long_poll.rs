@@ -42,6 +42,7 @@ fn cycle(c: &mut Criterion) {
     let mut service = LongPoll::new(Subscribe::new(hub.clone(), "bench"));
     let mut cursor = hub
         .publish_now("bench", Event::new().data("0"))
+        .unwrap()
         .as_str()
         .to_owned();
     let mut n = 0u64;
@@ -57,6 +58,7 @@ fn cycle(c: &mut Criterion) {
                 n += 1;
                 cursor = hub
                     .publish_now("bench", Event::new().data(n.to_string()))
+                    .unwrap()
                     .as_str()
                     .to_owned();
                 let res = future.await.unwrap();

@@ -114,7 +114,8 @@ fn server() {
                                 hub.publish_now(
                                     "t",
                                     Event::new().event("n").unwrap().data(i.to_string()),
-                                );
+                                )
+                                .unwrap();
                             }
                         });
                         Response::new(Full::from("ok").boxed_unsync())

@@ -92,7 +92,7 @@ fn server(role: &str) {
                         let event = payload(i);
                         // axum's side gets the same bytes, encoded once.
                         let _ = tx.send(Utf8Bytes::try_from(event.to_json()).unwrap());
-                        hub.publish_now("t", event);
+                        hub.publish_now("t", event).unwrap();
                     }
                 });
             }

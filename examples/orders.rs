@@ -83,7 +83,10 @@ async fn set_status(
         .event("status")
         .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .data(body);
-    Ok(hub.publish_now(&format!("order:{id}"), event).to_string())
+    Ok(hub
+        .publish_now(&format!("order:{id}"), event)
+        .unwrap()
+        .to_string())
 }
 
 fn app(hub: MemoryHub, tickets: Tickets, drain: &Drain) -> Router {

@@ -53,7 +53,7 @@
 //!
 //!     // POST /publish: the body becomes one event for every connection on "news".
 //!     async fn publish(State(hub): State<MemoryHub>, body: String) -> String {
-//!         let cursor = hub.publish_now("news", Event::new().data(body));
+//!         let cursor = hub.publish_now("news", Event::new().data(body)).unwrap();
 //!         cursor.to_string()
 //!     }
 //!

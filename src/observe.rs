@@ -47,6 +47,7 @@
 //! | `tower_push_events_published_total` | counter | `backbone` | events published (`memory`, `redis`) |
 //! | `tower_push_backbone_reconnects_total` | counter | `backbone` | backbone reader reconnections |
 //! | `tower_push_subscriptions_stalled_total` | counter | `backbone` | subscriptions ended because the backbone could not start them in time (the client resumes) |
+//! | `tower_push_topics_refused_total` | counter | `backbone` | publishes to a new topic refused at the hub's topic limit ([`MemoryHubBuilder::max_topics`](crate::hub::MemoryHubBuilder::max_topics)) |
 //!
 //! Each connection counts its deliveries and bytes itself and adds them to the shared
 //! counters every 16 events and when it closes (so a busy server does not contend on one
@@ -94,6 +95,8 @@ pub const BACKBONE_RECONNECTS: &str = "tower_push_backbone_reconnects_total";
 /// Counter: subscriptions ended because the backbone could not start them in time, by
 /// `backbone`.
 pub const SUBSCRIPTIONS_STALLED: &str = "tower_push_subscriptions_stalled_total";
+/// Counter: publishes to a new topic refused at the hub's topic limit, by `backbone`.
+pub const TOPICS_REFUSED: &str = "tower_push_topics_refused_total";
 
 /// Gives every metric its help text and unit in the installed recorder (feature `metrics`;
 /// without it, does nothing).
@@ -139,6 +142,10 @@ pub fn describe() {
         describe_counter!(
             SUBSCRIPTIONS_STALLED,
             "Subscriptions ended because the backbone could not start them in time."
+        );
+        describe_counter!(
+            TOPICS_REFUSED,
+            "Publishes to a new topic refused at the hub's topic limit."
         );
     }
 }
@@ -381,6 +388,16 @@ pub(crate) fn write_stalled() {
 pub(crate) fn published(backbone: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(EVENTS_PUBLISHED, "backbone" => backbone).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = backbone;
+}
+
+/// A publish to a new topic was refused: the hub holds its most topics.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn topic_refused(backbone: &'static str) {
+    tracing::debug!(backbone, "publish to a new topic refused: topic limit");
+    #[cfg(feature = "metrics")]
+    metrics::counter!(TOPICS_REFUSED, "backbone" => backbone).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = backbone;
 }

@@ -111,7 +111,8 @@ fn payload(i: usize) -> String {
 /// Publishes the events that fill a stalled client's buffers.
 async fn flood(hub: &MemoryHub) {
     for i in 0..EVENTS {
-        hub.publish_now("room", Event::new().data(payload(i)));
+        hub.publish_now("room", Event::new().data(payload(i)))
+            .unwrap();
         if i % 8 == 0 {
             tokio::task::yield_now().await;
         }

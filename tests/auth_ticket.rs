@@ -324,10 +324,10 @@ async fn reconnection_needs_a_fresh_ticket_and_resumes_with_the_cursor() {
     )
     .await;
     assert_eq!(next_event(&mut events).await.event, "seen");
-    let first = hub.publish_now("room", Event::new().data("one"));
+    let first = hub.publish_now("room", Event::new().data("one")).unwrap();
     assert_eq!(next_event(&mut events).await.id, first.as_str());
     drop(events);
-    hub.publish_now("room", Event::new().data("two"));
+    hub.publish_now("room", Event::new().data("two")).unwrap();
     let res = within(client.request(sse_request(
         addr,
         &format!("/events?ticket={t1}"),
@@ -367,7 +367,7 @@ async fn reconnection_needs_a_fresh_ticket_and_resumes_with_the_cursor() {
 
     // WebSocket.
     let cursor = batch["cursor"].as_str().unwrap().to_owned();
-    hub.publish_now("room", Event::new().data("three"));
+    hub.publish_now("room", Event::new().data("three")).unwrap();
     let (mut ws, _) = within(tokio_tungstenite::connect_async(format!(
         "ws://{addr}/events?ticket={}&lastEventId={cursor}",
         fresh()

@@ -21,7 +21,7 @@ async fn memory_resume_replays_exactly_the_missed_events() {
 
 #[tokio::test]
 async fn memory_foreign_cursor_resets() {
-    let foreign = MemoryHub::new().publish_now("t", Event::new());
+    let foreign = MemoryHub::new().publish_now("t", Event::new()).unwrap();
     hub_suite::foreign_cursor_resets(MemoryHub::new(), foreign.as_str()).await;
 }
 
@@ -52,7 +52,8 @@ async fn stalled_subscriber_is_bounded_then_catches_up_from_history() {
     next(&mut stalled).await;
     next(&mut active).await;
     for i in 0..500 {
-        hub.publish_now("t", Event::new().data(i.to_string()));
+        hub.publish_now("t", Event::new().data(i.to_string()))
+            .unwrap();
         assert_eq!(next(&mut active).await.get_data(), Some(&*i.to_string()));
         let stats = hub.topic_stats("t").unwrap();
         assert!(stats.queued <= BUFFER, "queued {} > {BUFFER}", stats.queued);
@@ -61,7 +62,7 @@ async fn stalled_subscriber_is_bounded_then_catches_up_from_history() {
     for i in 0..500 {
         assert_eq!(next(&mut stalled).await.get_data(), Some(&*i.to_string()));
     }
-    hub.publish_now("t", Event::new().data("live"));
+    hub.publish_now("t", Event::new().data("live")).unwrap();
     assert_eq!(next(&mut stalled).await.get_data(), Some("live"));
     assert_eq!(next(&mut active).await.get_data(), Some("live"));
 }
@@ -73,7 +74,8 @@ async fn stalled_past_history_gets_reset_then_live() {
     let mut stalled = hub.subscribe("t", None);
     next(&mut stalled).await;
     for i in 0..200 {
-        hub.publish_now("t", Event::new().data(i.to_string()));
+        hub.publish_now("t", Event::new().data(i.to_string()))
+            .unwrap();
     }
     let stats = hub.topic_stats("t").unwrap();
     assert!(stats.queued <= 8 && stats.history <= 50, "{stats:?}");
@@ -82,7 +84,7 @@ async fn stalled_past_history_gets_reset_then_live() {
     let data: serde_json::Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
     assert_eq!(data["reason"], "expired");
     assert_eq!(reset.get_id(), Some(data["cursor"].as_str().unwrap()));
-    hub.publish_now("t", Event::new().data("live"));
+    hub.publish_now("t", Event::new().data("live")).unwrap();
     assert_eq!(next(&mut stalled).await.get_data(), Some("live"));
 }
 

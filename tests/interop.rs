@@ -30,7 +30,8 @@ async fn python_websockets_client_talks_to_the_endpoint() {
                             hub.publish_now(
                                 "room",
                                 Event::new().event("message").unwrap().data(text),
-                            );
+                            )
+                            .unwrap();
                         }
                     });
                 }

@@ -44,7 +44,9 @@ async fn drain_ends_every_transport_with_its_signal_then_refuses_new_requests() 
         .await
         .unwrap();
     within(ws.next()).await.unwrap().unwrap(); // position
-    let cursor = hub.publish_now("room", Event::new().data("before"));
+    let cursor = hub
+        .publish_now("room", Event::new().data("before"))
+        .unwrap();
     assert_eq!(next_event(&mut sse).await.data, "before");
     let poll = tokio::spawn({
         let client = client.clone();

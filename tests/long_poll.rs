@@ -68,7 +68,7 @@ fn msg(text: &str) -> Event {
 #[tokio::test]
 async fn first_poll_without_cursor_answers_at_once_with_the_current_cursor() {
     let hub = MemoryHub::new();
-    let last = hub.publish_now("room", msg("before"));
+    let last = hub.publish_now("room", msg("before")).unwrap();
     // The default hold is 25 s; `poll` bounds the wait to 10 s, so this proves no hold.
     let batch = poll(&h1(), app(&hub).await, None).await;
     assert!(batch.events.is_empty());
@@ -94,7 +94,7 @@ async fn next_poll_holds_until_an_event_is_published() {
         "the poll is held while there is nothing to send"
     );
 
-    let id = hub.publish_now("room", msg("hello"));
+    let id = hub.publish_now("room", msg("hello")).unwrap();
     let batch = within(held).await.unwrap();
     assert_eq!(
         batch.events,
@@ -141,7 +141,7 @@ async fn a_held_poll_answers_the_first_event_published_while_it_waits() {
         let hub = hub.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            hub.publish_now("room", msg("while held"))
+            hub.publish_now("room", msg("while held")).unwrap()
         })
     };
     let batch = poll(&client, addr, Some(&cursor)).await;
@@ -158,9 +158,9 @@ async fn a_held_poll_answers_the_first_event_published_while_it_waits() {
 #[tokio::test]
 async fn batch_caps_are_honoured_and_nothing_is_dropped() {
     let hub = MemoryHub::new();
-    let start = hub.publish_now("room", msg("start"));
+    let start = hub.publish_now("room", msg("start")).unwrap();
     for i in 0..10 {
-        hub.publish_now("room", msg(&format!("{i:03}")));
+        hub.publish_now("room", msg(&format!("{i:03}"))).unwrap();
     }
     let client = h1();
 
@@ -199,7 +199,7 @@ async fn continuous_publishing_is_delivered_gap_free_and_duplicate_free() {
         let hub = hub.clone();
         async move {
             for i in 0..TOTAL {
-                hub.publish_now("room", msg(&i.to_string()));
+                hub.publish_now("room", msg(&i.to_string())).unwrap();
                 if i % 50 == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -239,7 +239,7 @@ async fn a_thousand_concurrent_pollers_each_get_the_event_exactly_once() {
         })
         .collect();
     wait_for_subscribers(&hub, POLLERS).await;
-    let id = hub.publish_now("room", msg("to everyone"));
+    let id = hub.publish_now("room", msg("to everyone")).unwrap();
     for poller in pollers {
         let batch = within(poller).await.unwrap();
         assert_eq!(batch.events.len(), 1, "{batch:?}");
@@ -274,9 +274,9 @@ async fn a_client_that_goes_away_drops_the_stream() {
 #[tokio::test]
 async fn negotiation_serves_sse_and_long_poll_on_one_route_with_the_same_ids() {
     let hub = MemoryHub::new();
-    let start = hub.publish_now("room", msg("start"));
+    let start = hub.publish_now("room", msg("start")).unwrap();
     let ids: Vec<_> = (0..3)
-        .map(|i| hub.publish_now("room", msg(&format!("n{i}"))))
+        .map(|i| hub.publish_now("room", msg(&format!("n{i}"))).unwrap())
         .collect();
     let addr = app(&hub).await;
     let client = h1();
@@ -297,7 +297,7 @@ async fn negotiation_serves_sse_and_long_poll_on_one_route_with_the_same_ids() {
     assert_eq!(poll_ids, expected);
 
     // A cursor from SSE resumes on long-poll, and one from long-poll resumes on SSE.
-    let more = hub.publish_now("room", msg("n3"));
+    let more = hub.publish_now("room", msg("n3")).unwrap();
     let batch = poll(&client, addr, Some(&sse_ids[2])).await;
     assert_eq!(batch.events.len(), 1);
     assert_eq!(batch.events[0].id.as_deref(), Some(more.as_str()));
@@ -306,7 +306,7 @@ async fn negotiation_serves_sse_and_long_poll_on_one_route_with_the_same_ids() {
         sse_request(addr, "/events", batch.cursor.as_deref()),
     )
     .await;
-    let last = hub.publish_now("room", msg("n4"));
+    let last = hub.publish_now("room", msg("n4")).unwrap();
     let event = next_event(&mut events).await;
     assert_eq!(
         (event.id.as_str(), event.data.as_str()),
@@ -342,7 +342,7 @@ async fn long_poll_works_over_http2() {
         async move { poll(&client, addr, Some(&cursor)).await }
     });
     wait_for_subscribers(&hub, 1).await;
-    hub.publish_now("room", msg("over h2"));
+    hub.publish_now("room", msg("over h2")).unwrap();
     let batch = within(held).await.unwrap();
     assert_eq!(batch.events[0].data.as_deref(), Some("over h2"));
 }
@@ -361,10 +361,10 @@ async fn held_poll_then(
     addr: SocketAddr,
     first: &str,
 ) -> tokio::task::JoinHandle<Batch> {
-    let cursor = hub.publish_now("room", msg("before"));
+    let cursor = hub.publish_now("room", msg("before")).unwrap();
     let held = tokio::spawn(async move { poll(&h1(), addr, Some(cursor.as_str())).await });
     wait_for_subscribers(hub, 1).await;
-    hub.publish_now("room", msg(first));
+    hub.publish_now("room", msg(first)).unwrap();
     held
 }
 
@@ -375,7 +375,7 @@ async fn a_linger_waits_for_the_events_that_follow_the_first() {
     let held = held_poll_then(&hub, app_with(&hub, linger).await, "a").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!held.is_finished(), "the answer waits out the linger");
-    hub.publish_now("room", msg("b"));
+    hub.publish_now("room", msg("b")).unwrap();
     let batch = within(held).await.unwrap();
     assert_eq!(datas(&batch), ["a", "b"]);
 
@@ -394,7 +394,7 @@ async fn a_full_batch_or_the_hold_timeout_ends_a_linger() {
         .linger(Duration::from_secs(30))
         .max_events(2);
     let held = held_poll_then(&hub, app_with(&hub, full).await, "a").await;
-    hub.publish_now("room", msg("b"));
+    hub.publish_now("room", msg("b")).unwrap();
     let batch = within(held).await.unwrap();
     assert_eq!(datas(&batch), ["a", "b"]);
 

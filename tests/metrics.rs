@@ -133,7 +133,8 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
         1.0
     );
     for i in 0..5 {
-        hub.publish_now("room", Event::new().data(format!("event {i}")));
+        hub.publish_now("room", Event::new().data(format!("event {i}")))
+            .unwrap();
     }
     let mut sse_events = 0;
     while sse_events < 5 {
@@ -181,7 +182,8 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
     .unwrap();
     within(ws.next()).await.unwrap().unwrap(); // position
     for i in 0..3 {
-        hub.publish_now("room", Event::new().data(format!("ws {i}")));
+        hub.publish_now("room", Event::new().data(format!("ws {i}")))
+            .unwrap();
     }
     let mut ws_events = 0;
     while ws_events < 3 {
@@ -249,9 +251,13 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
 
     // Long-poll: one poll, answered with the events after its cursor.
     let client = h1();
-    let cursor = hub.publish_now("room", Event::new().data("before"));
-    hub.publish_now("room", Event::new().data("poll 1"));
-    hub.publish_now("room", Event::new().data("poll 2"));
+    let cursor = hub
+        .publish_now("room", Event::new().data("before"))
+        .unwrap();
+    hub.publish_now("room", Event::new().data("poll 1"))
+        .unwrap();
+    hub.publish_now("room", Event::new().data("poll 2"))
+        .unwrap();
     let res = within(
         client.request(
             get(addr, &format!("/?ticket={}&lastEventId={cursor}", ticket()))

@@ -123,7 +123,7 @@ proptest! {
     #[test]
     fn any_cursor_starts_with_a_position_or_a_reset(cursor in text()) {
         let hub = MemoryHub::new();
-        hub.publish_now("room", Event::new().data("one"));
+        hub.publish_now("room", Event::new().data("one")).unwrap();
         let first = runtime().block_on(async {
             hub.subscribe("room", Some(&cursor)).next().await.unwrap()
         });

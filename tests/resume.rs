@@ -23,7 +23,8 @@ fn publish(hub: &MemoryHub, range: std::ops::Range<usize>) {
         hub.publish_now(
             "room",
             Event::new().event("msg").unwrap().data(format!("m{i}")),
-        );
+        )
+        .unwrap();
     }
 }
 
@@ -114,7 +115,7 @@ async fn reconnect_after_priming_only_loses_nothing() {
 #[tokio::test]
 async fn cursor_from_another_hub_instance_gets_reset_first() {
     let old = MemoryHub::new(); // e.g. the process before a restart
-    let old_cursor = old.publish_now("room", Event::new().data("gone"));
+    let old_cursor = old.publish_now("room", Event::new().data("gone")).unwrap();
     let hub = MemoryHub::new();
     publish(&hub, 0..2);
     let addr = app(&hub).await;

@@ -329,7 +329,8 @@ async fn round(
             while Instant::now() < end {
                 tick.tick().await;
                 let seq = published.load(Ordering::SeqCst);
-                hub.publish_now("room", Event::new().data(seq.to_string()));
+                hub.publish_now("room", Event::new().data(seq.to_string()))
+                    .unwrap();
                 published.store(seq + 1, Ordering::SeqCst);
             }
         })

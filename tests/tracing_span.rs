@@ -47,7 +47,8 @@ async fn one_span_one_open_one_close_with_reason_and_counts_and_no_ticket() {
     )
     .await;
     for i in 0..3 {
-        hub.publish_now("room", Event::new().data(format!("event {i}")));
+        hub.publish_now("room", Event::new().data(format!("event {i}")))
+            .unwrap();
     }
     let mut got = 0;
     while got < 3 {

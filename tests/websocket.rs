@@ -58,7 +58,8 @@ fn room(
                             Message::Text(text) => text,
                             Message::Binary(data) => format!("{} bytes", data.len()),
                         };
-                        hub.publish_now("room", Event::new().event("message").unwrap().data(data));
+                        hub.publish_now("room", Event::new().event("message").unwrap().data(data))
+                            .unwrap();
                     }
                 });
             }
@@ -157,10 +158,12 @@ async fn outbound_events_and_inbound_messages() {
     );
 
     // Published after the client saw the connection open: always delivered.
-    let id = hub.publish_now(
-        "room",
-        Event::new().event("news").unwrap().data("line 1\nline 2"),
-    );
+    let id = hub
+        .publish_now(
+            "room",
+            Event::new().event("news").unwrap().data("line 1\nline 2"),
+        )
+        .unwrap();
     let event = next_json(&mut ws).await;
     assert_eq!(
         event,
@@ -223,9 +226,9 @@ async fn messages_larger_than_the_read_buffer_arrive_whole() {
 async fn resume_with_a_cursor_in_the_query() {
     let hub = MemoryHub::new();
     let addr = default_app(&hub).await;
-    let first = hub.publish_now("room", Event::new().data("one"));
-    hub.publish_now("room", Event::new().data("two"));
-    hub.publish_now("room", Event::new().data("three"));
+    let first = hub.publish_now("room", Event::new().data("one")).unwrap();
+    hub.publish_now("room", Event::new().data("two")).unwrap();
+    hub.publish_now("room", Event::new().data("three")).unwrap();
     let mut ws = connect(addr, &format!("/ws?lastEventId={first}")).await;
     assert_eq!(next_json(&mut ws).await["id"], first.as_str());
     assert_eq!(next_json(&mut ws).await["data"], "two");
@@ -455,7 +458,8 @@ async fn a_peer_that_answers_pings_outlives_the_pong_deadline() {
         }
     }
     assert!(pings >= 5, "heartbeat pings arrived: {pings}");
-    hub.publish_now("room", Event::new().data("still here"));
+    hub.publish_now("room", Event::new().data("still here"))
+        .unwrap();
     let text = loop {
         match within(ws.next()).await.unwrap().unwrap() {
             tungstenite::Message::Text(t) => break t,
@@ -562,8 +566,10 @@ async fn websocket_over_http2_extended_connect() {
 #[tokio::test]
 async fn negotiate_serves_websocket_sse_and_long_poll_on_one_route() {
     let hub = MemoryHub::new();
-    let start = hub.publish_now("room", Event::new().data("start"));
-    let id = hub.publish_now("room", Event::new().data("shared"));
+    let start = hub.publish_now("room", Event::new().data("start")).unwrap();
+    let id = hub
+        .publish_now("room", Event::new().data("shared"))
+        .unwrap();
     let addr = serve(
         ServiceBuilder::new()
             .layer(NegotiateLayer::new())

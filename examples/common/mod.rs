@@ -105,7 +105,7 @@ pub(crate) fn spawn_ticker(hub: MemoryHub, every: Duration) {
                 .event("tick")
                 .expect("a valid name")
                 .data(format!("tick {n}"));
-            hub.publish_now("ticks", tick);
+            hub.publish_now("ticks", tick).unwrap();
         }
     });
 }

@@ -134,7 +134,8 @@ pub(crate) use contract::{
 };
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{
-    MemoryHub, MemoryHubBuilder, MemorySubscription, TopicStats, DEFAULT_IDLE_TOPIC_AGE,
+    MemoryHub, MemoryHubBuilder, MemoryHubError, MemorySubscription, TopicStats,
+    DEFAULT_IDLE_TOPIC_AGE, DEFAULT_MEMORY_MAX_TOPICS,
 };
 pub use subscribe::Subscribe;
 pub use topics::{Topics, TopicsSubscription, DEFAULT_MAX_TOPICS, DEFAULT_TOPIC_PARAM};

@@ -315,3 +315,46 @@ async fn sigterm_drains_every_transport_and_exits_0() {
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// Messages to new rooms past the hub's topic limit get `503` with `Retry-After` (the hub's
+/// typed refusal), and the rooms that exist keep taking messages.
+#[tokio::test]
+async fn messages_to_new_rooms_past_the_topic_limit_get_503() {
+    let server = Server::start(
+        |origins| {
+            app(
+                MemoryHub::builder().max_topics(3).build(),
+                tickets(),
+                MemoryTicketStore::new(),
+                origins,
+                &Drain::new(),
+            )
+        },
+        false,
+    )
+    .await;
+    let addr = server.addr;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let say = |room: &str| {
+        post(
+            addr,
+            "/api/messages",
+            &serde_json::json!({ "user": "alice", "room": room, "text": "hi" }).to_string(),
+        )
+    };
+    for room in ["r1", "r2", "r3"] {
+        assert_eq!(
+            request(&client, say(room)).await.0,
+            StatusCode::ACCEPTED,
+            "{room}"
+        );
+    }
+    let (status, headers, body) = request(&client, say("r4")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+    assert!(
+        String::from_utf8_lossy(&body).contains("3 topics"),
+        "{body:?}"
+    );
+    assert_eq!(request(&client, say("r1")).await.0, StatusCode::ACCEPTED);
+}

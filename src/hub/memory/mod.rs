@@ -4,13 +4,12 @@ use crate::{event::Event, observe};
 use futures_core::Stream;
 use std::{
     collections::{HashMap, VecDeque},
-    convert::Infallible,
     fmt,
     future::ready,
     pin::Pin,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
     },
     task::{ready, Context, Poll},
     time::{Duration, Instant},
@@ -23,6 +22,9 @@ const DEFAULT_HISTORY: usize = 1024;
 const DEFAULT_BUFFER: usize = 256;
 /// The default age after which a topic without subscribers is dropped: 10 minutes.
 pub const DEFAULT_IDLE_TOPIC_AGE: Duration = Duration::from_secs(600);
+/// The default most topics a [`MemoryHub`] holds: 100,000. A publish that would create one
+/// more is refused ([`MemoryHubError`]).
+pub const DEFAULT_MEMORY_MAX_TOPICS: usize = 100_000;
 
 /// The embedded in-memory [`Hub`]: history is a bounded ring per topic, fan-out shares each
 /// event (and its encodings) between subscribers.
@@ -41,6 +43,14 @@ pub const DEFAULT_IDLE_TOPIC_AGE: Duration = Duration::from_secs(600);
 /// of the age, at most every 30 s) and whenever the number of topics doubles.
 /// [`MemoryHub::remove_topic`] drops one at once.
 ///
+/// Publishing can create topics faster than they age out, so their number is capped
+/// ([`max_topics`](MemoryHubBuilder::max_topics), default [`DEFAULT_MEMORY_MAX_TOPICS`]):
+/// past it, a publish to a new topic fails with [`MemoryHubError`] (logged at warn at most
+/// every 10 s, counted in `tower_push_topics_refused_total`), while the topics that exist
+/// keep working. A topic costs what it holds: its history grows as it fills, and its live
+/// buffer is made by its first subscriber, so a topic holding one short event and no
+/// subscriber is well under 1 KiB.
+///
 /// A topic's offsets continue above every offset the hub has given before, so when a dropped
 /// topic is created again, cursors of its earlier life get `reset` (`expired`), never a silent
 /// gap.
@@ -56,6 +66,10 @@ struct Shared {
     history: usize,
     buffer: usize,
     idle: Duration,
+    max_topics: usize,
+    /// Refusals since the last warning, and when that was (ms since `born`; 0: never).
+    refused: AtomicU64,
+    warned_at: AtomicU64,
     topics: Mutex<Topics>,
     /// Above every offset given so far: where a new topic's offsets start.
     clock: AtomicU64,
@@ -68,13 +82,16 @@ struct Topics {
     map: HashMap<Box<str>, Arc<Topic>>,
     /// The number of topics after the last sweep: the next one runs at twice as many.
     swept_at: usize,
+    /// When the last sweep ran (ms since the hub's birth).
+    swept_when: u64,
     /// Whether the background sweeper runs.
     sweeper: bool,
 }
 
 struct Topic {
     state: Mutex<TopicState>,
-    tx: broadcast::Sender<Entry>,
+    /// Made by the first subscriber (under `state`): a topic only published to holds none.
+    tx: OnceLock<broadcast::Sender<Entry>>,
     /// The hub's epoch, for the cursors a subscription makes when it resets.
     epoch: Arc<str>,
     /// Milliseconds from the hub's birth to the last publish or subscribe.
@@ -151,6 +168,7 @@ pub struct MemoryHubBuilder {
     history: usize,
     buffer: usize,
     idle: Duration,
+    max_topics: usize,
 }
 
 impl MemoryHubBuilder {
@@ -176,6 +194,15 @@ impl MemoryHubBuilder {
         self
     }
 
+    /// The most topics the hub holds. A publish that would create one more fails with
+    /// [`MemoryHubError`] (after a sweep of the idle ones found no room); publishes to
+    /// existing topics and subscriptions are not affected. Default
+    /// [`DEFAULT_MEMORY_MAX_TOPICS`] (100,000); at least 1.
+    pub fn max_topics(mut self, topics: usize) -> Self {
+        self.max_topics = topics.max(1);
+        self
+    }
+
     /// Builds the hub, with a new epoch.
     pub fn build(self) -> MemoryHub {
         MemoryHub {
@@ -184,6 +211,9 @@ impl MemoryHubBuilder {
                 history: self.history,
                 buffer: self.buffer,
                 idle: self.idle,
+                max_topics: self.max_topics,
+                refused: AtomicU64::new(0),
+                warned_at: AtomicU64::new(0),
                 topics: Mutex::new(Topics::default()),
                 clock: AtomicU64::new(1),
                 born: Instant::now(),
@@ -210,12 +240,18 @@ impl MemoryHub {
             history: DEFAULT_HISTORY,
             buffer: DEFAULT_BUFFER,
             idle: DEFAULT_IDLE_TOPIC_AGE,
+            max_topics: DEFAULT_MEMORY_MAX_TOPICS,
         }
     }
 
     /// Publishes at once (the [`Hub::publish`] future is this, already complete).
-    pub fn publish_now(&self, topic: &str, event: Event) -> Cursor {
-        let topic = self.topic(topic);
+    ///
+    /// # Errors
+    ///
+    /// When `topic` does not exist and the hub holds
+    /// [`max_topics`](MemoryHubBuilder::max_topics) already.
+    pub fn publish_now(&self, topic: &str, event: Event) -> Result<Cursor, MemoryHubError> {
+        let topic = self.topic(topic, true)?;
         let mut state = lock(&topic.state);
         let offset = state.next;
         state.next += 1;
@@ -232,9 +268,11 @@ impl MemoryHub {
         }
         state.ring.push_back(entry.clone());
         // Sent under the lock, so the buffer's order is the offsets' order. An error only
-        // means nobody is subscribed.
-        let _ = topic.tx.send(entry);
-        cursor
+        // means nobody is subscribed (nor is there a buffer before the first subscriber).
+        if let Some(tx) = topic.tx.get() {
+            let _ = tx.send(entry);
+        }
+        Ok(cursor)
     }
 
     /// A snapshot of `topic`, or `None` if it does not exist.
@@ -243,8 +281,8 @@ impl MemoryHub {
         let state = lock(&topic.state);
         Some(TopicStats {
             history: state.ring.len(),
-            queued: topic.tx.len(),
-            subscribers: topic.tx.receiver_count(),
+            queued: topic.tx.get().map_or(0, broadcast::Sender::len),
+            subscribers: topic.tx.get().map_or(0, broadcast::Sender::receiver_count),
             published: state.last(),
         })
     }
@@ -266,7 +304,8 @@ impl MemoryHub {
         self.shared.sweep()
     }
 
-    fn topic(&self, name: &str) -> InUse {
+    /// The topic, made if needed; for a publish (`capped`), not past `max_topics`.
+    fn topic(&self, name: &str, capped: bool) -> Result<InUse, MemoryHubError> {
         let now = self.shared.now();
         let mut topics = lock(&self.shared.topics);
         let topic = match topics.map.get(name) {
@@ -274,6 +313,17 @@ impl MemoryHub {
             None => {
                 if topics.map.len() >= (2 * topics.swept_at).max(1024) {
                     self.shared.sweep_locked(&mut topics);
+                }
+                if capped && topics.map.len() >= self.shared.max_topics {
+                    // Room may have aged out since the last sweep (at most one a second here:
+                    // a flood at the limit must not sweep on every publish).
+                    if now.saturating_sub(topics.swept_when) >= 1000 {
+                        self.shared.sweep_locked(&mut topics);
+                    }
+                    if topics.map.len() >= self.shared.max_topics {
+                        drop(topics);
+                        return Err(self.shared.refuse(now));
+                    }
                 }
                 if !topics.sweeper {
                     topics.sweeper = spawn_sweeper(&self.shared);
@@ -284,7 +334,7 @@ impl MemoryHub {
                         next: start,
                         ring: VecDeque::new(),
                     }),
-                    tx: broadcast::channel(self.shared.buffer).0,
+                    tx: OnceLock::new(),
                     epoch: self.shared.epoch.clone(),
                     touched: AtomicU64::new(now),
                     using: AtomicUsize::new(0),
@@ -295,7 +345,7 @@ impl MemoryHub {
         };
         topic.touched.store(now, Ordering::Relaxed);
         topic.using.fetch_add(1, Ordering::Acquire);
-        InUse(topic)
+        Ok(InUse(topic))
     }
 
     fn cursor(&self, offset: u64) -> Cursor {
@@ -328,6 +378,29 @@ impl MemoryHub {
 }
 
 impl Shared {
+    /// A refused new topic: counted, logged at warn at most every 10 s (with the count).
+    fn refuse(&self, now: u64) -> MemoryHubError {
+        observe::topic_refused("memory");
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let warned = self.warned_at.load(Ordering::Relaxed);
+        if (warned == 0 || now.saturating_sub(warned) >= 10_000)
+            && self
+                .warned_at
+                .compare_exchange(warned, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.refused.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                max_topics = self.max_topics,
+                refused,
+                "memory hub: at its topic limit; publishes to new topics are refused"
+            );
+        }
+        MemoryHubError {
+            max_topics: self.max_topics,
+        }
+    }
+
     fn now(&self) -> u64 {
         self.born.elapsed().as_millis() as u64
     }
@@ -341,7 +414,8 @@ impl Shared {
         let idle = self.idle.as_millis() as u64;
         let before = topics.map.len();
         topics.map.retain(|_, topic| {
-            if topic.using.load(Ordering::Acquire) > 0 || topic.tx.receiver_count() > 0 {
+            let subscribers = topic.tx.get().map_or(0, broadcast::Sender::receiver_count);
+            if topic.using.load(Ordering::Acquire) > 0 || subscribers > 0 {
                 return true;
             }
             let empty = lock(&topic.state).ring.is_empty();
@@ -349,6 +423,7 @@ impl Shared {
             !empty && age < idle
         });
         topics.swept_at = topics.map.len();
+        topics.swept_when = now;
         before - topics.map.len()
     }
 }
@@ -388,22 +463,28 @@ impl fmt::Debug for MemoryHub {
 
 impl Hub for MemoryHub {
     type Subscription = MemorySubscription;
-    type Error = Infallible;
+    type Error = MemoryHubError;
 
     fn publish(
         &self,
         topic: &str,
         event: Event,
-    ) -> impl std::future::Future<Output = Result<Cursor, Infallible>> + Send {
-        ready(Ok(self.publish_now(topic, event)))
+    ) -> impl std::future::Future<Output = Result<Cursor, MemoryHubError>> + Send {
+        ready(self.publish_now(topic, event))
     }
 
     fn subscribe(&self, topic: &str, from: Option<&str>) -> MemorySubscription {
         observe::record_topic(topic);
-        let topic = self.topic(topic);
+        let topic = match self.topic(topic, false) {
+            Ok(topic) => topic,
+            Err(_) => unreachable!("subscribing is not capped"),
+        };
         let state = lock(&topic.state);
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
-        let rx = topic.tx.subscribe();
+        let rx = topic
+            .tx
+            .get_or_init(|| broadcast::channel(self.shared.buffer).0)
+            .subscribe();
         let topic = topic.clone();
         let (head, pending) = match self.resume_point(from, &state) {
             Ok(after) => {
@@ -511,3 +592,30 @@ impl Stream for MemorySubscription {
 
 #[cfg(test)]
 mod tests;
+
+/// What [`MemoryHub`] publishes fail with: the topic does not exist and the hub holds
+/// [`max_topics`](MemoryHubBuilder::max_topics) already. Worth a `503` (or `429`) with
+/// `Retry-After`: topics age out (see [`MemoryHub`]'s bounded topics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryHubError {
+    max_topics: usize,
+}
+
+impl MemoryHubError {
+    /// The limit that was reached.
+    pub fn max_topics(&self) -> usize {
+        self.max_topics
+    }
+}
+
+impl fmt::Display for MemoryHubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memory hub: {} topics, its limit; a new topic must wait for idle ones to age out",
+            self.max_topics
+        )
+    }
+}
+
+impl std::error::Error for MemoryHubError {}

@@ -14,14 +14,14 @@ async fn next(sub: &mut MemorySubscription) -> Event {
 #[tokio::test]
 async fn cursors_are_short_and_cors_safe() {
     let hub = MemoryHub::new();
-    let cursor = hub.publish_now("t", Event::new().data("x"));
+    let cursor = hub.publish_now("t", Event::new().data("x")).unwrap();
     assert!(cursor.as_str().len() <= 128);
     assert!(cursor
         .as_str()
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     assert_ne!(
-        MemoryHub::new().publish_now("t", Event::new()),
+        MemoryHub::new().publish_now("t", Event::new()).unwrap(),
         cursor,
         "a new hub has a new epoch"
     );
@@ -30,23 +30,23 @@ async fn cursors_are_short_and_cors_safe() {
 #[tokio::test]
 async fn fresh_subscription_starts_with_the_current_position() {
     let hub = MemoryHub::new();
-    let last = hub.publish_now("t", Event::new().data("old"));
+    let last = hub.publish_now("t", Event::new().data("old")).unwrap();
     let mut sub = hub.subscribe("t", None);
     let first = next(&mut sub).await;
     assert!(first.is_cursor_only());
     assert_eq!(first.get_id(), Some(last.as_str()));
-    hub.publish_now("t", Event::new().data("new"));
+    hub.publish_now("t", Event::new().data("new")).unwrap();
     assert_eq!(next(&mut sub).await.get_data(), Some("new"));
 }
 
 #[tokio::test]
 async fn bad_cursors_reset_with_a_reason() {
     let hub = MemoryHub::builder().history(2).build();
-    let first = hub.publish_now("t", Event::new().data("1"));
+    let first = hub.publish_now("t", Event::new().data("1")).unwrap();
     for _ in 0..3 {
-        hub.publish_now("t", Event::new().data("x"));
+        hub.publish_now("t", Event::new().data("x")).unwrap();
     }
-    let other = MemoryHub::new().publish_now("t", Event::new());
+    let other = MemoryHub::new().publish_now("t", Event::new()).unwrap();
     let epoch = first.as_str().split_once('-').unwrap().0;
     for (from, reason) in [
         ("garbage", "invalid"),
@@ -70,12 +70,13 @@ async fn lagging_subscriber_catches_up_from_history() {
     let mut sub = hub.subscribe("t", None);
     next(&mut sub).await; // position
     for i in 0..50 {
-        hub.publish_now("t", Event::new().data(i.to_string()));
+        hub.publish_now("t", Event::new().data(i.to_string()))
+            .unwrap();
     }
     for i in 0..50 {
         assert_eq!(next(&mut sub).await.get_data(), Some(&*i.to_string()));
     }
-    hub.publish_now("t", Event::new().data("live"));
+    hub.publish_now("t", Event::new().data("live")).unwrap();
     assert_eq!(next(&mut sub).await.get_data(), Some("live"));
 }
 
@@ -85,11 +86,12 @@ async fn lagging_past_history_resets_then_goes_live() {
     let mut sub = hub.subscribe("t", None);
     next(&mut sub).await;
     for i in 0..50 {
-        hub.publish_now("t", Event::new().data(i.to_string()));
+        hub.publish_now("t", Event::new().data(i.to_string()))
+            .unwrap();
     }
     let reset = next(&mut sub).await;
     assert_eq!(reset.get_event(), Some("reset"));
-    hub.publish_now("t", Event::new().data("live"));
+    hub.publish_now("t", Event::new().data("live")).unwrap();
     assert_eq!(next(&mut sub).await.get_data(), Some("live"));
 }
 
@@ -98,8 +100,8 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
     let hub = MemoryHub::builder()
         .idle_topic_age(Duration::from_millis(50))
         .build();
-    let old = hub.publish_now("t", Event::new().data("1"));
-    hub.publish_now("busy", Event::new().data("x"));
+    let old = hub.publish_now("t", Event::new().data("1")).unwrap();
+    hub.publish_now("busy", Event::new().data("x")).unwrap();
     let sub = hub.subscribe("empty", None);
     assert_eq!(hub.evict_idle(), 0, "young, or subscribed");
     drop(sub);
@@ -124,8 +126,8 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
     drop(keep);
 
     // Recreated: the old cursor is older than everything the new topic has.
-    hub.publish_now("busy", Event::new().data("y"));
-    hub.publish_now("t", Event::new().data("2"));
+    hub.publish_now("busy", Event::new().data("y")).unwrap();
+    hub.publish_now("t", Event::new().data("2")).unwrap();
     let mut sub = hub.subscribe("t", Some(old.as_str()));
     let reset = next(&mut sub).await;
     assert_eq!(reset.get_event(), Some("reset"));
@@ -135,7 +137,7 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
 #[tokio::test]
 async fn a_topic_in_use_is_never_swept() {
     let hub = MemoryHub::builder().idle_topic_age(Duration::ZERO).build();
-    let held = hub.topic("t");
+    let held = hub.topic("t", true).unwrap();
     assert_eq!(hub.evict_idle(), 0);
     drop(held);
     assert_eq!(hub.evict_idle(), 1);
