@@ -127,6 +127,7 @@ pub(crate) enum Live<Id> {
     /// The backbone refused to carry the topic (for example a `SUBSCRIBE` an ACL forbids):
     /// its subscriptions end, so their clients resume later or elsewhere instead of waiting
     /// for entries that will never arrive.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     End,
 }
 
@@ -304,6 +305,7 @@ pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<
 /// Ends every subscription of `reader` (see [`Live::End`]) and forgets the reader, so the next
 /// subscription to its topic asks the backbone again; each ended subscription is counted as
 /// stalled. Returns how many ended (the caller logs, once per batch).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn end_refused<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) -> usize {
     {
         let mut readers = lock(backbone.readers());
