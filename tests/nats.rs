@@ -520,3 +520,74 @@ async fn a_gap_deleted_unread_is_a_reset() {
     );
     assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("m3"));
 }
+
+/// NATS restarts with its store wiped, on every transport's path (a hub subscription from a
+/// cursor, which SSE, long-poll and WebSocket resume through): a client resuming with a
+/// cursor of the lost history gets `reset`, never a silent continuation, whether it comes
+/// back before or after the first publish of the new history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_a_wiped_history_resets() {
+    let mut nats = OwnNats::start();
+    let hub = NatsHub::builder(&nats.url(), "wiped")
+        .block(Duration::from_millis(200))
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("own NATS answers");
+    let mut old = String::new();
+    for i in 0..3 {
+        old = hub
+            .publish("room", Event::new().data(format!("before {i}")))
+            .await
+            .unwrap()
+            .as_str()
+            .to_owned();
+    }
+    nats.stop();
+    nats.wipe();
+    nats.spawn();
+    let first_reset = |mut sub: <NatsHub as Hub>::Subscription| async move {
+        let first = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match sub.next().await {
+                    Some(event) => return event,
+                    None => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+        .await
+        .expect("the subscription answers");
+        (first, sub)
+    };
+    // Back before anything was published again.
+    let (first, _) = first_reset(hub.subscribe("room", Some(&old))).await;
+    assert_eq!(
+        first.get_event(),
+        Some(tower_push::hub::RESET_EVENT),
+        "{old} after the wipe: {first:?}"
+    );
+    // And after new history exists, longer than the old one: the old cursor's sequence
+    // now names a message of the new history, and only the epoch tells them apart.
+    let mut published = 0;
+    for _ in 0..300 {
+        if hub
+            .publish("room", Event::new().data("after"))
+            .await
+            .is_ok()
+        {
+            published += 1;
+            if published == 6 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(published, 6, "publishing works again after the restart");
+    let (first, _) = first_reset(hub.subscribe("room", Some(&old))).await;
+    assert_eq!(
+        first.get_event(),
+        Some(tower_push::hub::RESET_EVENT),
+        "{old} after the wipe and a publish: {first:?}"
+    );
+}
