@@ -15,10 +15,15 @@ ticket lists): USERS users are 2 x USERS topics. Then, per backbone:
   (Redis), no consumer and no per-topic subscription (NATS, from /connz), and the
   instance reports no open connection (`tower_push_connections` in /metrics).
 
+With MODE=rounds it measures connection churn instead: ROUNDS rounds of USERS SSE
+connections opened and closed (backbones "memory redis nats"), and the instance's RSS after
+each round's clients left (and SETTLE_SECS passed).
+
 Run from the project root (builds the chat with `--release --features redis,nats,metrics`):
 
     python3 scripts/chat-scale.py                       # both backbones, 6,000 users
     BACKBONES=redis USERS=500 IDLE_SECS=5 python3 scripts/chat-scale.py
+    MODE=rounds ROUNDS=4 USERS=2000 python3 scripts/chat-scale.py
 
 Prints one table; appends one JSON line per backbone to target/chat-scale.jsonl. Exits 1 when
 an acceptance check fails.
@@ -278,6 +283,61 @@ async def run(kind, users_n, idle_secs, leave_secs, binary):
     return result
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+async def rounds(kind, users_n, rounds_n, settle_secs, binary):
+    """RSS of the chat after each of `rounds_n` rounds of `users_n` connections."""
+    backbone = Backbone(kind) if kind != "memory" else None
+    port = free_port()
+    environ = dict(os.environ, PORT=str(port), RUST_LOG="warn")
+    environ.pop("REDIS_URL", None)
+    environ.pop("NATS_URL", None)
+    if backbone:
+        environ["REDIS_URL" if kind == "redis" else "NATS_URL"] = backbone.url
+    chat = subprocess.Popen([binary], env=environ, stdout=subprocess.DEVNULL)
+    result = {"backbone": kind, "mode": "rounds", "users": users_n, "rss_after_kib": []}
+    try:
+        wait_port(port)
+        result["rss_start_kib"] = rss_kib(chat.pid)
+        loop = asyncio.get_running_loop()
+        for r in range(rounds_n):
+            users = [User(i) for i in range(users_n)]
+            tickets = {}
+            for chunk in range(0, users_n, 500):
+                batch = range(chunk, min(chunk + 500, users_n))
+                minted = await asyncio.gather(*[loop.run_in_executor(None, mint, port, i)
+                                                for i in batch])
+                tickets.update(zip(batch, minted))
+                gate = asyncio.Semaphore(128)
+
+                async def opened(user):
+                    async with gate:
+                        await open_user(port, user, tickets)
+
+                await asyncio.gather(*[opened(users[i]) for i in batch])
+            assert all(u.status == 200 for u in users), "every stream opens"
+            result.setdefault("rss_open_kib", []).append(rss_kib(chat.pid))
+            for u in users:
+                u.writer.close()
+                u.task.cancel()
+            await asyncio.sleep(settle_secs)
+            result["rss_after_kib"].append(rss_kib(chat.pid))
+    finally:
+        chat.terminate()
+        try:
+            chat.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            chat.kill()
+        if backbone:
+            backbone.stop()
+    first = result["rss_after_kib"][0]
+    result["last_vs_first_pct"] = round(100 * (result["rss_after_kib"][-1] - first) / first, 1)
+    return result
+
+
 def open_connections(port):
     """`tower_push_connections` summed over transports, from the chat's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
@@ -316,6 +376,15 @@ def main():
                         "--features", "redis,nats,metrics"], cwd=ROOT, check=True)
     failed = False
     os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
+    if env("MODE", "") == "rounds":
+        for kind in env("BACKBONES", "memory redis nats").split():
+            result = asyncio.run(rounds(kind, users_n, int(env("ROUNDS", 4)),
+                                        float(env("SETTLE_SECS", 10)), binary))
+            with open(os.path.join(ROOT, "target", "chat-scale.jsonl"), "a") as f:
+                f.write(json.dumps(dict(result, at=time.strftime("%Y-%m-%dT%H:%M:%S"))) + "\n")
+            for key, value in result.items():
+                print(f"{kind:6} {key:28} {value}")
+        return
     for kind in env("BACKBONES", "redis nats").split():
         result = asyncio.run(run(kind, users_n, idle_secs, leave_secs, binary))
         failures = acceptance(result)
