@@ -41,44 +41,21 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def env(name, default):
-    return os.environ.get(name, str(default))
+def _topic_scale():
+    """The /proc helpers of scripts/topic-scale.py (a file name Python cannot import)."""
+    import importlib.util
+    path = os.path.join(ROOT, "scripts", "topic-scale.py")
+    spec = importlib.util.spec_from_file_location("topic_scale", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def connections_to(pid, port):
-    """The process's TCP connections whose remote port is `port`."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        with open(f"/proc/{pid}/net/{table}") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if int(parts[2].split(":")[1], 16) == port and parts[9] in inodes:
-                    count += 1
-    return count
+_ts = _topic_scale()
+env, free_port, cpu_seconds, rss_kib, connections_to = (
+    _ts.env, _ts.free_port, _ts.cpu_seconds, _ts.rss_kib, _ts.connections_to)
 
 
 def wait_port(port, deadline=30):
@@ -181,6 +158,27 @@ async def open_user(port, user, tickets):
     user.task = asyncio.create_task(read())
 
 
+async def open_users(port, users_n):
+    """USERS users, each with a fresh ticket and its SSE connection, 500 at a time (tickets
+    expire, so each is minted just before use), 128 connecting at once."""
+    loop = asyncio.get_running_loop()
+    users = [User(i) for i in range(users_n)]
+    tickets = {}
+    gate = asyncio.Semaphore(128)
+
+    async def opened(user):
+        async with gate:
+            await open_user(port, user, tickets)
+
+    for chunk in range(0, users_n, 500):
+        batch = range(chunk, min(chunk + 500, users_n))
+        minted = await asyncio.gather(*[loop.run_in_executor(None, mint, port, i)
+                                        for i in batch])
+        tickets.update(zip(batch, minted))
+        await asyncio.gather(*[opened(users[i]) for i in batch])
+    return users
+
+
 def mint(port, index):
     status, body = http_json(f"http://127.0.0.1:{port}/api/ticket",
                              {"user": f"u{index}", "room": f"r{index}"})
@@ -200,23 +198,9 @@ async def run(kind, users_n, idle_secs, leave_secs, binary):
     try:
         wait_port(port)
         baseline_subs = backbone.subscriptions() if kind == "nats" else None
-        users = [User(i) for i in range(users_n)]
-        # Tickets first (they expire after a while, so not too long before use).
         loop = asyncio.get_running_loop()
         started = time.time()
-        tickets = {}
-        for chunk in range(0, users_n, 500):
-            batch = range(chunk, min(chunk + 500, users_n))
-            minted = await asyncio.gather(*[loop.run_in_executor(None, mint, port, i)
-                                            for i in batch])
-            tickets.update(zip(batch, minted))
-            gate = asyncio.Semaphore(128)
-
-            async def opened(user):
-                async with gate:
-                    await open_user(port, user, tickets)
-
-            await asyncio.gather(*[opened(users[i]) for i in batch])
+        users = await open_users(port, users_n)
         result["open_secs"] = round(time.time() - started, 1)
         statuses = {}
         for u in users:
@@ -283,11 +267,6 @@ async def run(kind, users_n, idle_secs, leave_secs, binary):
     return result
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
 async def rounds(kind, users_n, rounds_n, settle_secs, binary):
     """RSS of the chat after each of `rounds_n` rounds of `users_n` connections."""
     backbone = Backbone(kind) if kind != "memory" else None
@@ -302,22 +281,8 @@ async def rounds(kind, users_n, rounds_n, settle_secs, binary):
     try:
         wait_port(port)
         result["rss_start_kib"] = rss_kib(chat.pid)
-        loop = asyncio.get_running_loop()
-        for r in range(rounds_n):
-            users = [User(i) for i in range(users_n)]
-            tickets = {}
-            for chunk in range(0, users_n, 500):
-                batch = range(chunk, min(chunk + 500, users_n))
-                minted = await asyncio.gather(*[loop.run_in_executor(None, mint, port, i)
-                                                for i in batch])
-                tickets.update(zip(batch, minted))
-                gate = asyncio.Semaphore(128)
-
-                async def opened(user):
-                    async with gate:
-                        await open_user(port, user, tickets)
-
-                await asyncio.gather(*[opened(users[i]) for i in batch])
+        for _ in range(rounds_n):
+            users = await open_users(port, users_n)
             assert all(u.status == 200 for u in users), "every stream opens"
             result.setdefault("rss_open_kib", []).append(rss_kib(chat.pid))
             for u in users:
