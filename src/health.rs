@@ -15,7 +15,7 @@
 //! [`RedisHubBuilder::block`](crate::hub::RedisHubBuilder::block)).
 //!
 //! ```
-//! use axum::{routing::get_service, Router};
+//! use axum::Router;
 //! use tower_push::{drain::Drain, health::Health, hub::MemoryHub};
 //!
 //! let drain = Drain::new();
