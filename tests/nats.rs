@@ -414,11 +414,9 @@ fn nats_addr() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// The instance's connection to NATS is cut twice (through a proxy) while a publisher runs:
-/// the client reconnects, and every topic reads what it missed from the stream, so the
-/// subscriber gets every event exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_connection_loses_nothing() {
+/// A hub whose connection to NATS goes through a proxy the test can cut, and a publisher on
+/// the same stream connected directly; the streams are deleted when the cleanup drops.
+async fn proxied_hub() -> (proxy::Proxy, NatsHub, NatsHub, Cleanup) {
     let proxy = proxy::Proxy::start(nats_addr()).await;
     let prefix = prefix();
     let mut cleanup = Cleanup {
@@ -427,6 +425,15 @@ async fn a_cut_connection_loses_nothing() {
     };
     let hub = hub_at(&format!("nats://{}", proxy.addr), &prefix, &mut cleanup).await;
     let publisher = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    (proxy, hub, publisher, cleanup)
+}
+
+/// The instance's connection to NATS is cut twice (through a proxy) while a publisher runs:
+/// the client reconnects, and every topic reads what it missed from the stream, so the
+/// subscriber gets every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_loses_nothing() {
+    let (proxy, hub, publisher, _cleanup) = proxied_hub().await;
     scale::live_loss_is_recovered(&hub, &publisher, "t", 300, || proxy.cut()).await;
 }
 
@@ -477,14 +484,7 @@ async fn nats_a_damaged_composite_resets_what_it_cannot_place() {
 /// `reset` before the next message, never a silent jump over them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_deleted_unread_is_a_reset() {
-    let proxy = proxy::Proxy::start(nats_addr()).await;
-    let prefix = prefix();
-    let mut cleanup = Cleanup {
-        url: nats_url(),
-        streams: Vec::new(),
-    };
-    let hub = hub_at(&format!("nats://{}", proxy.addr), &prefix, &mut cleanup).await;
-    let publisher = hub_at(&nats_url(), &prefix, &mut cleanup).await;
+    let (proxy, hub, publisher, _cleanup) = proxied_hub().await;
     let mut sub = hub.subscribe("t", None);
     hub_suite::next(&mut sub).await; // position
     hub_suite::settle().await;

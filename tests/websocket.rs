@@ -482,13 +482,7 @@ async fn missing_pong_closes_the_connection_and_frees_the_stream() {
     .await;
 
     // A raw client: handshake by hand, then never read or write a frame.
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let mut tcp = raw_upgrade_request(addr).await;
     let subscribers = || hub.topic_stats("room").map_or(0, |s| s.subscribers);
     within(async {
         while subscribers() == 0 {
@@ -597,9 +591,8 @@ async fn negotiate_serves_websocket_sse_and_long_poll_on_one_route() {
     assert_eq!(batch["events"][0]["id"], id.as_str());
 }
 
-/// A raw WebSocket client: the handshake by hand, then nothing (it never answers a Ping).
-/// Returns the socket once the `101` head has arrived.
-async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
+/// A TCP connection that has sent a WebSocket upgrade request for `/ws`.
+async fn raw_upgrade_request(addr: SocketAddr) -> tokio::net::TcpStream {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -607,6 +600,13 @@ async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
     )
     .await
     .unwrap();
+    tcp
+}
+
+/// A raw WebSocket client: the handshake by hand, then nothing (it never answers a Ping).
+/// Returns the socket once the `101` head has arrived.
+async fn raw_websocket(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut tcp = raw_upgrade_request(addr).await;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
