@@ -57,6 +57,7 @@ struct Settings {
     heartbeat: Duration,
     grace: Duration,
     http1_only: bool,
+    idle: Duration,
 }
 
 impl Default for Settings {
@@ -67,6 +68,7 @@ impl Default for Settings {
             heartbeat: Duration::from_secs(60),
             grace: Duration::from_secs(10),
             http1_only: false,
+            idle: Duration::from_secs(60),
         }
     }
 }
@@ -91,6 +93,7 @@ async fn rig(settings: Settings) -> Rig {
             .stall_timeout(settings.server_stall)
             .grace(settings.grace)
             .http1_only(settings.http1_only)
+            .idle_timeout(settings.idle)
             .run(listener, endpoint, async {
                 let _ = stopped.await;
             }),
@@ -602,4 +605,124 @@ async fn malformed_http1_heads_are_refused_with_400() {
         assert!(answer.contains(" 200 OK"), "{head:?} -> {answer}");
     }
     drop(rig);
+}
+
+/// An HTTP/2 connection with no open stream is closed after the idle timeout (not before);
+/// one holding a push stream stays open and keeps receiving.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_one_with_a_stream_is_not() {
+    let idle = Duration::from_millis(300);
+    let rig = rig(Settings {
+        idle,
+        ..Settings::default()
+    })
+    .await;
+    let connect = || async {
+        let tcp = TcpStream::connect(rig.addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        (sender, tokio::spawn(conn))
+    };
+    // One request, answered at once (a long-poll without a cursor), then nothing.
+    let (mut quiet, quiet_conn) = connect().await;
+    let req = get(rig.addr, "/?lastEventId=")
+        .header("accept", "application/json")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = within(quiet.send_request(req)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    let answered = Instant::now();
+
+    // An SSE stream on another connection.
+    let (mut busy, busy_conn) = connect().await;
+    let res = within(busy.send_request(sse_request(rig.addr, "/", None)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+
+    // Closed (without a GOAWAY: the connection is dropped, and the client sees the socket close).
+    let _ = within(quiet_conn).await.unwrap();
+    let after = answered.elapsed();
+    assert!(
+        after >= idle,
+        "closed {after:?} after its last stream, before {idle:?}"
+    );
+    assert!(
+        after <= idle * 2 + Duration::from_secs(1),
+        "closed only after {after:?}"
+    );
+
+    tokio::time::sleep(idle * 3).await;
+    assert!(
+        !busy_conn.is_finished(),
+        "the connection with a stream was closed"
+    );
+    rig.hub
+        .publish_now("room", Event::new().data("still here"))
+        .unwrap();
+    let mut seen = String::new();
+    within(async {
+        while !seen.contains("still here") {
+            let frame = http_body_util::BodyExt::frame(&mut body)
+                .await
+                .unwrap()
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    })
+    .await;
+}
+
+/// A WebSocket over HTTP/2 (RFC 8441) keeps its connection open past the idle timeout: its
+/// response ended at once, but the stream lives on.
+#[tokio::test]
+async fn a_websocket_over_http2_is_not_an_idle_connection() {
+    let idle = Duration::from_millis(300);
+    let rig = rig(Settings {
+        idle,
+        ..Settings::default()
+    })
+    .await;
+    let mut sender = h2_connection(rig.addr).await;
+    let mut req = http::Request::connect(format!("http://{}/", rig.addr))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut res = within(sender.send_request(req)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let upgraded = within(hyper::upgrade::on(&mut res)).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    tokio::time::sleep(idle * 4).await;
+    rig.hub
+        .publish_now("room", Event::new().data("still here"))
+        .unwrap();
+    within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tungstenite::Message::Text(t))) if t.as_str().contains("still here") => {
+                    break
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the WebSocket ended: {other:?}"),
+            }
+        }
+    })
+    .await;
 }

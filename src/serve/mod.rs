@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | a new connection sending its first request head (HTTP/1.1, or the HTTP/2 preface and a first request; counted from accept, so a silent socket is closed too) | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
 //! | a client sending a later request head (HTTP/1.1 keep-alive) | [`header_read_timeout`](Server::header_read_timeout) | 10 s, then the connection is closed |
+//! | an HTTP/2 connection with no open stream | [`idle_timeout`](Server::idle_timeout) | 60 s (checked once per period: closed within 60 to 120 s) |
 //! | request head size | [`max_headers`](Server::max_headers), [`max_header_bytes`](Server::max_header_bytes) | 64 headers, 16 KiB (`431` / connection closed) |
 //! | a client that stops reading | [`stall_timeout`](Server::stall_timeout) ([`GuardedIo`](crate::connection::GuardedIo)) | 30 s without write progress |
 //! | a dead HTTP/2 peer | HTTP/2 PING every 20 s, 20 s to answer | |
@@ -69,23 +70,13 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use pin_project_lite::pin_project;
-use std::{
-    future::Future,
-    pin::{pin, Pin},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    task::{ready, Context, Poll},
-    time::Duration,
-};
+use std::{future::Future, pin::pin, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
-use tokio_util::{
-    sync::{CancellationToken, WaitForCancellationFutureOwned},
-    task::TaskTracker,
-};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_service::Service;
+
+mod served;
+use served::{Checked, Served};
 
 /// Serves a tower service with the hardened settings. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -94,6 +85,7 @@ pub struct Server {
     drain: Drain,
     stall_timeout: Duration,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     max_headers: usize,
     max_header_bytes: usize,
     grace: Duration,
@@ -120,6 +112,7 @@ impl Server {
             drain: drain.clone(),
             stall_timeout: crate::connection::DEFAULT_STALL_TIMEOUT,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_headers: 64,
             max_header_bytes: 16 * 1024,
             grace: Duration::from_secs(10),
@@ -148,6 +141,15 @@ impl Server {
     /// head. Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long an HTTP/2 connection may have no open stream before it is closed (an
+    /// HTTP/1.1 connection between requests is bounded by
+    /// [`header_read_timeout`](Server::header_read_timeout)). Checked once per period, so a
+    /// connection idle since just after a check goes within twice this. Default 60 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -243,8 +245,8 @@ impl Server {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let (service, first_request) = Checked::new(service.clone());
-            let deadline = Some(Box::pin(tokio::time::sleep(self.header_read_timeout)));
+            let (service, activity) = Checked::new(service.clone());
+            let (first, idle) = (self.header_read_timeout, self.idle_timeout);
             if let Some(http1) = &http1 {
                 let conn = http1
                     .serve_connection(
@@ -252,13 +254,14 @@ impl Server {
                         TowerToHyperService::new(service),
                     )
                     .with_upgrades();
-                tracker.spawn(Served {
+                tracker.spawn(Served::new(
                     conn,
-                    stop: Some(stop.clone().cancelled_owned()),
-                    graceful_shutdown: |conn| conn.graceful_shutdown(),
-                    first_request,
-                    deadline,
-                });
+                    Some(stop.clone().cancelled_owned()),
+                    |conn| conn.graceful_shutdown(),
+                    activity,
+                    first,
+                    idle,
+                ));
                 continue;
             }
             let conn = builder
@@ -267,13 +270,14 @@ impl Server {
                     TowerToHyperService::new(service),
                 )
                 .into_owned();
-            tokio::spawn(Served {
-                conn: graceful.watch(conn),
-                stop: None,
-                graceful_shutdown: |_| {},
-                first_request,
-                deadline,
-            });
+            tokio::spawn(Served::new(
+                graceful.watch(conn),
+                None,
+                |_| {},
+                activity,
+                first,
+                idle,
+            ));
         }
         drop(listener);
         let started = Instant::now();
@@ -301,207 +305,6 @@ impl Server {
             streams,
             connections,
             took,
-        }
-    }
-}
-
-pin_project! {
-    /// One served connection, spawned as it is. An `async` block that awaits a connection
-    /// moved into it holds the connection twice (a 680-byte hyper HTTP/1.1 connection made a
-    /// 1,496-byte task): about 0.7 KiB per idle connection.
-    struct Served<C> {
-        #[pin]
-        conn: C,
-        // Until it fires: then the connection is asked to finish gracefully.
-        #[pin]
-        stop: Option<WaitForCancellationFutureOwned>,
-        graceful_shutdown: fn(Pin<&mut C>),
-        // Set by the service when the connection's first request head arrives.
-        first_request: Arc<AtomicBool>,
-        // Until the first request head: the connection is closed when it fires. Dropped
-        // once a request arrived (checked when it fires, so no extra wake-up).
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    }
-}
-
-impl<C, E> Future for Served<C>
-where
-    C: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if let Some(deadline) = this.deadline {
-            if deadline.as_mut().poll(cx).is_ready() {
-                if !this.first_request.load(Ordering::Relaxed) {
-                    tracing::debug!("no request head within the deadline; closing the connection");
-                    return Poll::Ready(());
-                }
-                *this.deadline = None;
-            }
-        }
-        if let Some(stop) = this.stop.as_mut().as_pin_mut() {
-            if stop.poll(cx).is_ready() {
-                this.stop.set(None);
-                (this.graceful_shutdown)(this.conn.as_mut());
-            }
-        }
-        if let Err(error) = ready!(this.conn.poll(cx)) {
-            tracing::debug!(%error, "connection ended with an error");
-        }
-        Poll::Ready(())
-    }
-}
-
-/// The service of one connection: marks its first request and refuses malformed HTTP/1.x
-/// request heads (see the [module docs](self)) before they reach the routes.
-#[derive(Clone)]
-struct Checked<S> {
-    inner: S,
-    first_request: Arc<AtomicBool>,
-}
-
-impl<S> Checked<S> {
-    fn new(inner: S) -> (Self, Arc<AtomicBool>) {
-        let first_request = Arc::new(AtomicBool::new(false));
-        let service = Self {
-            inner,
-            first_request: first_request.clone(),
-        };
-        (service, first_request)
-    }
-}
-
-/// Why an HTTP/1.x request head is refused, if it is.
-fn malformed_head<B>(req: &Request<B>) -> Option<&'static str> {
-    let version = req.version();
-    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
-        return None;
-    }
-    let mut hosts = req.headers().get_all(http::header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if version == http::Version::HTTP_11 => {
-            return Some("an HTTP/1.1 request needs a Host header");
-        }
-        (Some(_), Some(_)) => return Some("more than one Host header"),
-        _ => {}
-    }
-    let chunked = req
-        .headers()
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-        .count();
-    (chunked > 1).then_some("`chunked` more than once in Transfer-Encoding")
-}
-
-impl<S, B> Service<Request<Incoming>> for Checked<S>
-where
-    S: Service<Request<Incoming>, Response = Response<B>>,
-{
-    type Response = Response<CheckedBody<B>>;
-    type Error = S::Error;
-    type Future = CheckedFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        self.first_request.store(true, Ordering::Relaxed);
-        if let Some(why) = malformed_head(&req) {
-            tracing::debug!(why, "malformed request head; answering 400");
-            crate::observe::refused(http::StatusCode::BAD_REQUEST, "malformed-head");
-            // No body: the routes' body type is all the connection can send, and a `400`
-            // with `Connection: close` says enough.
-            let mut res = Response::new(());
-            *res.status_mut() = http::StatusCode::BAD_REQUEST;
-            res.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            return CheckedFuture::Refused {
-                response: Some(res),
-            };
-        }
-        CheckedFuture::Inner {
-            future: self.inner.call(req),
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Checked`].
-    #[project = CheckedFutureProj]
-    enum CheckedFuture<F> {
-        Inner { #[pin] future: F },
-        Refused { response: Option<Response<()>> },
-    }
-}
-
-impl<F, B, E> Future for CheckedFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<CheckedBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            CheckedFutureProj::Inner { future } => {
-                let res = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(res.map(|body| CheckedBody::Inner { body })))
-            }
-            CheckedFutureProj::Refused { response } => {
-                let res = response.take().expect("polled after completion");
-                Poll::Ready(Ok(res.map(|()| CheckedBody::Refused)))
-            }
-        }
-    }
-}
-
-pin_project! {
-    /// The body of [`Checked`]'s responses: the routes' own, or a refusal's.
-    #[project = CheckedBodyProj]
-    enum CheckedBody<B> {
-        Inner { #[pin] body: B },
-        Refused,
-    }
-}
-
-impl<B> http_body::Body for CheckedBody<B>
-where
-    B: http_body::Body,
-    B::Error: Into<BoxError>,
-{
-    type Data = B::Data;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, BoxError>>> {
-        match self.project() {
-            CheckedBodyProj::Inner { body } => body
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(Into::into))),
-            CheckedBodyProj::Refused => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Inner { body } => body.is_end_stream(),
-            Self::Refused => true,
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            Self::Inner { body } => body.size_hint(),
-            Self::Refused => http_body::SizeHint::with_exact(0),
         }
     }
 }
