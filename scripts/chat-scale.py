@@ -30,6 +30,7 @@ an acceptance check fails.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -186,17 +187,34 @@ def mint(port, index):
     return answer["ticket"], answer["topics"]
 
 
-async def run(kind, users_n, idle_secs, leave_secs, binary):
-    backbone = Backbone(kind)
+@contextlib.contextmanager
+def chat_on(kind, binary):
+    """The chat on a private backbone of `kind` ("memory": none): (backbone, port, process),
+    all stopped when the block ends."""
+    backbone = Backbone(kind) if kind != "memory" else None
     port = free_port()
     environ = dict(os.environ, PORT=str(port), RUST_LOG="warn")
     environ.pop("REDIS_URL", None)
     environ.pop("NATS_URL", None)
-    environ["REDIS_URL" if kind == "redis" else "NATS_URL"] = backbone.url
+    if backbone:
+        environ["REDIS_URL" if kind == "redis" else "NATS_URL"] = backbone.url
     chat = subprocess.Popen([binary], env=environ, stdout=subprocess.DEVNULL)
-    result = {"backbone": kind, "users": users_n, "topics": 2 * users_n}
     try:
         wait_port(port)
+        yield backbone, port, chat
+    finally:
+        chat.terminate()
+        try:
+            chat.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            chat.kill()
+        if backbone:
+            backbone.stop()
+
+
+async def run(kind, users_n, idle_secs, leave_secs, binary):
+    result = {"backbone": kind, "users": users_n, "topics": 2 * users_n}
+    with chat_on(kind, binary) as (backbone, port, chat):
         baseline_subs = backbone.subscriptions() if kind == "nats" else None
         loop = asyncio.get_running_loop()
         started = time.time()
@@ -257,29 +275,13 @@ async def run(kind, users_n, idle_secs, leave_secs, binary):
             await asyncio.sleep(1)
         result["left_after_leave"] = held
         result["released_secs"] = round(time.time() - left, 1)
-    finally:
-        chat.terminate()
-        try:
-            chat.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            chat.kill()
-        backbone.stop()
     return result
 
 
 async def rounds(kind, users_n, rounds_n, settle_secs, binary):
     """RSS of the chat after each of `rounds_n` rounds of `users_n` connections."""
-    backbone = Backbone(kind) if kind != "memory" else None
-    port = free_port()
-    environ = dict(os.environ, PORT=str(port), RUST_LOG="warn")
-    environ.pop("REDIS_URL", None)
-    environ.pop("NATS_URL", None)
-    if backbone:
-        environ["REDIS_URL" if kind == "redis" else "NATS_URL"] = backbone.url
-    chat = subprocess.Popen([binary], env=environ, stdout=subprocess.DEVNULL)
     result = {"backbone": kind, "mode": "rounds", "users": users_n, "rss_after_kib": []}
-    try:
-        wait_port(port)
+    with chat_on(kind, binary) as (_, port, chat):
         result["rss_start_kib"] = rss_kib(chat.pid)
         for _ in range(rounds_n):
             users = await open_users(port, users_n)
@@ -290,14 +292,6 @@ async def rounds(kind, users_n, rounds_n, settle_secs, binary):
                 u.task.cancel()
             await asyncio.sleep(settle_secs)
             result["rss_after_kib"].append(rss_kib(chat.pid))
-    finally:
-        chat.terminate()
-        try:
-            chat.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            chat.kill()
-        if backbone:
-            backbone.stop()
     first = result["rss_after_kib"][0]
     result["last_vs_first_pct"] = round(100 * (result["rss_after_kib"][-1] - first) / first, 1)
     return result
