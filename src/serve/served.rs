@@ -60,10 +60,9 @@ pin_project! {
         // an HTTP/1.1 connection once its first request arrived (hyper's header deadline
         // covers the later ones).
         deadline: Option<Pin<Box<Sleep>>>,
-        // Requests started when the deadline was set.
+        // Requests started when the idle deadline was last set (0: it is still the first
+        // request's deadline).
         seen: u64,
-        // Whether the deadline is still the first request's.
-        waiting_first: bool,
         first_request: Duration,
         idle: Duration,
     }
@@ -85,7 +84,6 @@ impl<C> Served<C> {
             activity,
             deadline: Some(Box::pin(tokio::time::sleep(first_request))),
             seen: 0,
-            waiting_first: true,
             first_request,
             idle,
         }
@@ -103,17 +101,21 @@ where
         let mut this = self.project();
         // The first request came (this poll is the connection's progress on it): an HTTP/1.1
         // connection needs no deadline of ours any more, an HTTP/2 one gets its idle deadline.
-        if *this.waiting_first && this.activity.started.load(Ordering::Relaxed) > 0 {
-            *this.waiting_first = false;
-            if this.activity.http2.load(Ordering::Relaxed) {
-                if let Some(deadline) = this.deadline.as_mut() {
-                    *this.seen = this.activity.started.load(Ordering::Relaxed);
-                    deadline.as_mut().reset(Instant::now() + *this.idle);
+        // (`seen` is 0 only while the deadline is the first request's.)
+        if *this.seen == 0 && this.deadline.is_some() {
+            let started = this.activity.started.load(Ordering::Relaxed);
+            if started > 0 {
+                if this.activity.http2.load(Ordering::Relaxed) {
+                    *this.seen = started;
+                    if let Some(deadline) = this.deadline.as_mut() {
+                        deadline.as_mut().reset(Instant::now() + *this.idle);
+                    }
+                } else {
+                    *this.deadline = None;
                 }
-            } else {
-                *this.deadline = None;
             }
         }
+        // Only an HTTP/2 connection, or one without a request yet, still has a deadline.
         while let Some(deadline) = this.deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_pending() {
                 break;
@@ -123,10 +125,6 @@ where
             if started == 0 {
                 tracing::debug!(after = ?this.first_request, "no request head within the deadline; closing the connection");
                 return Poll::Ready(());
-            }
-            if !activity.http2.load(Ordering::Relaxed) {
-                *this.deadline = None;
-                break;
             }
             if started == *this.seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
                 tracing::debug!(after = ?this.idle, "HTTP/2 connection without a stream; closing it");
@@ -206,10 +204,11 @@ where
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let activity = &self.activity;
-        activity.started.fetch_add(1, Ordering::Relaxed);
+        // The protocol first: the connection's task reads it once it sees a request.
         if req.version() == http::Version::HTTP_2 {
             activity.http2.store(true, Ordering::Relaxed);
         }
+        activity.started.fetch_add(1, Ordering::Relaxed);
         if let Some(why) = malformed_head(&req) {
             tracing::debug!(why, "malformed request head; answering 400");
             crate::observe::refused(http::StatusCode::BAD_REQUEST, "malformed-head");
