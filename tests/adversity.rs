@@ -693,22 +693,8 @@ async fn a_websocket_over_http2_is_not_an_idle_connection() {
         ..Settings::default()
     })
     .await;
-    let mut sender = h2_connection(rig.addr).await;
-    let mut req = http::Request::connect(format!("http://{}/", rig.addr))
-        .header("sec-websocket-version", "13")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    req.extensions_mut()
-        .insert(hyper::ext::Protocol::from_static("websocket"));
-    let mut res = within(sender.send_request(req)).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let upgraded = within(hyper::upgrade::on(&mut res)).await.unwrap();
-    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        hyper_util::rt::TokioIo::new(upgraded),
-        tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let (head, mut ws) = websocket_over_h2(rig.addr, "/", None).await;
+    assert_eq!(head.status, StatusCode::OK);
     tokio::time::sleep(idle * 4).await;
     rig.hub
         .publish_now("room", Event::new().data("still here"))

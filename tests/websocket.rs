@@ -520,25 +520,10 @@ async fn missing_pong_closes_the_connection_and_frees_the_stream() {
 async fn websocket_over_http2_extended_connect() {
     let hub = MemoryHub::new();
     let addr = default_app(&hub).await;
-    let mut sender = h2_connection(addr).await;
-    let mut req = Request::connect(format!("http://{addr}/ws"))
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-protocol", "chat.v1")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    req.extensions_mut()
-        .insert(hyper::ext::Protocol::from_static("websocket"));
-    let mut res = within(sender.send_request(req)).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "RFC 8441 answers 200");
-    assert!(res.headers().get("sec-websocket-accept").is_none());
-    assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v1");
-    let upgraded = within(hyper::upgrade::on(&mut res)).await.unwrap();
-    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        hyper_util::rt::TokioIo::new(upgraded),
-        tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let (head, mut ws) = websocket_over_h2(addr, "/ws", Some("chat.v1")).await;
+    assert_eq!(head.status, StatusCode::OK, "RFC 8441 answers 200");
+    assert!(head.headers.get("sec-websocket-accept").is_none());
+    assert_eq!(head.headers["sec-websocket-protocol"], "chat.v1");
     let position = loop {
         if let tungstenite::Message::Text(t) = within(ws.next()).await.unwrap().unwrap() {
             break serde_json::from_str::<Value>(t.as_str()).unwrap();

@@ -88,6 +88,36 @@ pub async fn h2_connection(
     sender
 }
 
+/// A WebSocket over HTTP/2 (RFC 8441 extended CONNECT) to `path` on an h2c connection of
+/// its own, asking for `protocol` if given: the response head and the client stream.
+pub async fn websocket_over_h2(
+    addr: SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+) -> (
+    http::response::Parts,
+    tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+) {
+    let mut sender = h2_connection(addr).await;
+    let mut req =
+        Request::connect(format!("http://{addr}{path}")).header("sec-websocket-version", "13");
+    if let Some(protocol) = protocol {
+        req = req.header("sec-websocket-protocol", protocol);
+    }
+    let mut req = req.body(Empty::<Bytes>::new()).unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut res = within(sender.send_request(req)).await.unwrap();
+    let upgraded = within(hyper::upgrade::on(&mut res)).await.unwrap();
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    (res.into_parts().0, ws)
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
     Request::get(format!("http://{addr}{path}"))
 }
