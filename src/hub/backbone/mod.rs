@@ -307,20 +307,27 @@ pub(crate) fn fan_out_reset<B: Backbone>(reader: &Reader<B>, position: Position<
 /// stalled. Returns how many ended (the caller logs, once per batch).
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn end_refused<B: Backbone>(backbone: &B, reader: &Arc<Reader<B>>) -> usize {
-    {
-        let mut readers = lock(backbone.readers());
-        if readers
-            .get(&reader.topic)
-            .is_some_and(|current| Arc::ptr_eq(current, reader))
-        {
-            readers.remove(&reader.topic);
-        }
-    }
+    remove_current(&mut lock(backbone.readers()), reader);
     let ended = reader.tx.send(Live::End).unwrap_or(0);
     for _ in 0..ended {
         crate::observe::subscription_stalled(B::NAME);
     }
     ended
+}
+
+/// Removes `reader` from `readers` if it is still its topic's reader (not a newer one made
+/// since); whether it was.
+fn remove_current<B: Backbone>(
+    readers: &mut HashMap<String, Arc<Reader<B>>>,
+    reader: &Arc<Reader<B>>,
+) -> bool {
+    let current = readers
+        .get(&reader.topic)
+        .is_some_and(|current| Arc::ptr_eq(current, reader));
+    if current {
+        readers.remove(&reader.topic);
+    }
+    current
 }
 
 /// Releases the readers left without subscribers: those whose subscriptions ended a sweep
@@ -339,12 +346,7 @@ pub(crate) fn release_idle<B: Backbone>(
     }
     let mut readers = lock(backbone.readers());
     for reader in checking {
-        if reader.tx.receiver_count() == 0
-            && readers
-                .get(&reader.topic)
-                .is_some_and(|current| Arc::ptr_eq(current, &reader))
-        {
-            readers.remove(&reader.topic);
+        if reader.tx.receiver_count() == 0 && remove_current(&mut readers, &reader) {
             removed(&reader);
         }
     }
