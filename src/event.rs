@@ -143,6 +143,22 @@ impl Event {
         self
     }
 
+    /// The bytes this event holds for as long as a hub keeps it: its fields' text and its fixed
+    /// part (the encodings transports cache on it come on top, at most one per wire format).
+    #[cfg(feature = "hub")]
+    pub(crate) fn retained_size(&self) -> usize {
+        let i = &*self.inner;
+        let len = |s: Option<&str>| s.map_or(0, str::len);
+        // The shared allocation: two reference counts and the fields.
+        2 * std::mem::size_of::<usize>()
+            + std::mem::size_of::<Inner>()
+            + len(i.id.as_deref())
+            + len(i.event.as_deref())
+            + len(i.data.as_deref())
+            + len(i.topic.as_deref())
+            + len(i.comment.as_deref())
+    }
+
     /// When a hub published the event, in this process.
     #[cfg(feature = "metrics")]
     #[cfg_attr(

@@ -48,6 +48,7 @@
 //! | `tower_push_backbone_reconnects_total` | counter | `backbone` | backbone reader reconnections |
 //! | `tower_push_subscriptions_stalled_total` | counter | `backbone` | subscriptions ended because the backbone could not start them in time (the client resumes) |
 //! | `tower_push_topics_refused_total` | counter | `backbone` | publishes to a new topic refused at the hub's topic limit ([`MemoryHubBuilder::max_topics`](crate::hub::MemoryHubBuilder::max_topics)) |
+//! | `tower_push_history_evicted_total` | counter | `backbone` | events evicted, oldest first, to keep a hub's history within its byte budget ([`MemoryHubBuilder::max_history_bytes`](crate::hub::MemoryHubBuilder::max_history_bytes)) |
 //!
 //! Each connection counts its deliveries and bytes itself and adds them to the shared
 //! counters every 16 events and when it closes (so a busy server does not contend on one
@@ -98,6 +99,10 @@ pub const SUBSCRIPTIONS_STALLED: &str = "tower_push_subscriptions_stalled_total"
 /// Counter: publishes to a new topic refused at the hub's topic limit, by `backbone`.
 pub const TOPICS_REFUSED: &str = "tower_push_topics_refused_total";
 
+/// Counter: events evicted from a hub's history to keep it within its byte budget, by
+/// `backbone`.
+pub const HISTORY_EVICTED: &str = "tower_push_history_evicted_total";
+
 /// Gives every metric its help text and unit in the installed recorder (feature `metrics`;
 /// without it, does nothing).
 pub fn describe() {
@@ -146,6 +151,10 @@ pub fn describe() {
         describe_counter!(
             TOPICS_REFUSED,
             "Publishes to a new topic refused at the hub's topic limit."
+        );
+        describe_counter!(
+            HISTORY_EVICTED,
+            "Events evicted from history to keep it within the hub's byte budget."
         );
     }
 }
@@ -400,6 +409,15 @@ pub(crate) fn topic_refused(backbone: &'static str) {
     metrics::counter!(TOPICS_REFUSED, "backbone" => backbone).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = backbone;
+}
+
+/// `evicted` events left a hub's history for its byte budget.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+pub(crate) fn history_evicted(backbone: &'static str, evicted: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(HISTORY_EVICTED, "backbone" => backbone).increment(evicted);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (backbone, evicted);
 }
 
 /// A subscription ended because its backbone could not start it in time.

@@ -77,7 +77,9 @@
 //! subscriber, and history older than an age you set (`MemoryHub`: dropped from memory,
 //! [`MemoryHubBuilder::idle_topic_age`]; `RedisHub`: the keys expire; `NatsHub`: the
 //! stream's `max_age` removes old messages, and a subject without messages costs nothing). A client asking for
-//! a million random topic names leaves nothing behind.
+//! a million random topic names leaves nothing behind. Publishing to new topics is capped
+//! ([`MemoryHubBuilder::max_topics`]), and so is the memory hub's history in bytes, all topics
+//! together ([`MemoryHubBuilder::max_history_bytes`]: the oldest events go first).
 //!
 //! # Example
 //!
@@ -135,7 +137,7 @@ pub(crate) use contract::{
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{
     MemoryHub, MemoryHubBuilder, MemoryHubError, MemorySubscription, TopicStats,
-    DEFAULT_IDLE_TOPIC_AGE, DEFAULT_MEMORY_MAX_TOPICS,
+    DEFAULT_IDLE_TOPIC_AGE, DEFAULT_MEMORY_MAX_HISTORY_BYTES, DEFAULT_MEMORY_MAX_TOPICS,
 };
 pub use subscribe::Subscribe;
 pub use topics::{Topics, TopicsSubscription, DEFAULT_MAX_TOPICS, DEFAULT_TOPIC_PARAM};

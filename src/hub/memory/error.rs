@@ -23,34 +23,52 @@ impl Shared {
                 "memory hub: at its topic limit; publishes to new topics are refused"
             );
         }
-        MemoryHubError {
+        MemoryHubError::TooManyTopics {
             max_topics: self.max_topics,
         }
     }
 }
 
-/// What [`MemoryHub`](super::MemoryHub) publishes fail with: the topic does not exist and the hub holds
-/// [`max_topics`](super::MemoryHubBuilder::max_topics) already. Worth a `503` (or `429`) with
-/// `Retry-After`: topics age out (see [`MemoryHub`](super::MemoryHub)'s bounded topics).
+/// What a [`MemoryHub`](super::MemoryHub) publish fails with. Worth a `503` (or `429`) with
+/// `Retry-After` for [`TooManyTopics`](Self::TooManyTopics) (topics age out, see
+/// [`MemoryHub`](super::MemoryHub)'s bounded topics), a `413` for
+/// [`EventTooLarge`](Self::EventTooLarge).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryHubError {
-    max_topics: usize,
-}
-
-impl MemoryHubError {
-    /// The limit that was reached.
-    pub fn max_topics(&self) -> usize {
-        self.max_topics
-    }
+#[non_exhaustive]
+pub enum MemoryHubError {
+    /// The topic does not exist and the hub holds
+    /// [`max_topics`](super::MemoryHubBuilder::max_topics) already.
+    #[non_exhaustive]
+    TooManyTopics {
+        /// The limit that was reached.
+        max_topics: usize,
+    },
+    /// The event alone is larger than the hub's whole history
+    /// ([`max_history_bytes`](super::MemoryHubBuilder::max_history_bytes)).
+    #[non_exhaustive]
+    EventTooLarge {
+        /// The bytes the event would hold while kept.
+        size: usize,
+        /// The hub's history budget.
+        max_history_bytes: usize,
+    },
 }
 
 impl fmt::Display for MemoryHubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "memory hub: {} topics, its limit; a new topic must wait for idle ones to age out",
-            self.max_topics
-        )
+        match self {
+            Self::TooManyTopics { max_topics } => write!(
+                f,
+                "memory hub: {max_topics} topics, its limit; a new topic must wait for idle ones to age out"
+            ),
+            Self::EventTooLarge {
+                size,
+                max_history_bytes,
+            } => write!(
+                f,
+                "memory hub: an event of {size} bytes is larger than the whole history ({max_history_bytes} bytes)"
+            ),
+        }
     }
 }
 

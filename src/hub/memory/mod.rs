@@ -16,7 +16,12 @@ use std::{
 };
 use tokio::sync::broadcast::{self, error::RecvError};
 
+mod budget;
+mod builder;
 mod error;
+pub use budget::DEFAULT_MEMORY_MAX_HISTORY_BYTES;
+use budget::{Budget, Kept};
+pub use builder::MemoryHubBuilder;
 pub use error::MemoryHubError;
 
 /// The default number of events kept per topic for resume: 1024.
@@ -48,11 +53,26 @@ pub const DEFAULT_MEMORY_MAX_TOPICS: usize = 100_000;
 ///
 /// Publishing can create topics faster than they age out, so their number is capped
 /// ([`max_topics`](MemoryHubBuilder::max_topics), default [`DEFAULT_MEMORY_MAX_TOPICS`]):
-/// past it, a publish to a new topic fails with [`MemoryHubError`] (logged at warn at most
-/// every 10 s, counted in `tower_push_topics_refused_total`), while the topics that exist
-/// keep working. A topic costs what it holds: its history grows as it fills, and its live
-/// buffer is made by its first subscriber, so a topic holding one short event and no
+/// past it, a publish to a new topic fails with [`MemoryHubError::TooManyTopics`] (logged at
+/// warn at most every 10 s, counted in `tower_push_topics_refused_total`), while the topics
+/// that exist keep working. A topic costs what it holds: its history grows as it fills, and
+/// its live buffer is made by its first subscriber, so a topic holding one short event and no
 /// subscriber is well under 1 KiB.
+///
+/// # Bounded history
+///
+/// The history of all topics together is capped in bytes too
+/// ([`max_history_bytes`](MemoryHubBuilder::max_history_bytes), default
+/// [`DEFAULT_MEMORY_MAX_HISTORY_BYTES`], 256 MiB), the way a JetStream stream's `max_bytes`
+/// with the `old` discard policy is: past it, the hub's **oldest events are evicted first**,
+/// whatever their topic, down to seven eighths of the cap (counted in
+/// `tower_push_history_evicted_total`). Publishing is never refused for it, so a flood
+/// cannot lock a small topic out; what a flood costs the others is resume depth, and a client
+/// whose cursor was evicted gets `reset` (`expired`), never a silent gap. Live delivery does
+/// not depend on history. An event counts its text (id, name, data, comment, topic) plus
+/// its fixed size (under 300 bytes); the encodings transports cache on it come on top, at most
+/// one per wire format in use. A single event larger than the cap is refused
+/// ([`MemoryHubError::EventTooLarge`]).
 ///
 /// A topic's offsets continue above every offset the hub has given before, so when a dropped
 /// topic is created again, cursors of its earlier life get `reset` (`expired`), never a silent
@@ -70,6 +90,7 @@ struct Shared {
     buffer: usize,
     idle: Duration,
     max_topics: usize,
+    budget: Arc<Budget>,
     /// Refusals since the last warning, and when that was (ms since `born`; 0: never).
     refused: AtomicU64,
     warned_at: AtomicU64,
@@ -101,6 +122,8 @@ struct Topic {
     touched: AtomicU64,
     /// Publishes and subscribes between finding the topic and using it: never swept then.
     using: AtomicUsize,
+    /// The hub's history budget, which this topic's ring counts against until it drops.
+    budget: Arc<Budget>,
 }
 
 /// A topic in use (found in the map, not yet published to or subscribed): not swept.
@@ -122,7 +145,7 @@ impl std::ops::Deref for InUse {
 struct TopicState {
     /// The offset the next event gets; offsets start at 1, so `next - 1` is the last one.
     next: u64,
-    ring: VecDeque<Entry>,
+    ring: VecDeque<Kept>,
 }
 
 impl TopicState {
@@ -164,67 +187,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Builder for [`MemoryHub`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct MemoryHubBuilder {
-    history: usize,
-    buffer: usize,
-    idle: Duration,
-    max_topics: usize,
-}
-
-impl MemoryHubBuilder {
-    /// Events kept per topic for resume. Default 1024; at least 1.
-    pub fn history(mut self, events: usize) -> Self {
-        self.history = events.max(1);
-        self
-    }
-
-    /// Size of the live buffer a topic's subscribers share. A subscriber further behind than
-    /// this catches up from history (or gets `reset`). Default 256; at least 1.
-    pub fn buffer(mut self, events: usize) -> Self {
-        self.buffer = events.max(1);
-        self
-    }
-
-    /// How long a topic without subscribers keeps its history after its last publish before
-    /// it is dropped (a topic without events goes as soon as its last subscriber does).
-    /// Default [`DEFAULT_IDLE_TOPIC_AGE`] (10 minutes). Resuming after a longer absence gets
-    /// `reset` (`expired`).
-    pub fn idle_topic_age(mut self, age: Duration) -> Self {
-        self.idle = age;
-        self
-    }
-
-    /// The most topics the hub holds. A publish that would create one more fails with
-    /// [`MemoryHubError`] (after a sweep of the idle ones found no room); publishes to
-    /// existing topics and subscriptions are not affected. Default
-    /// [`DEFAULT_MEMORY_MAX_TOPICS`] (100,000); at least 1.
-    pub fn max_topics(mut self, topics: usize) -> Self {
-        self.max_topics = topics.max(1);
-        self
-    }
-
-    /// Builds the hub, with a new epoch.
-    pub fn build(self) -> MemoryHub {
-        MemoryHub {
-            shared: Arc::new(Shared {
-                epoch: super::new_epoch().into(),
-                history: self.history,
-                buffer: self.buffer,
-                idle: self.idle,
-                max_topics: self.max_topics,
-                refused: AtomicU64::new(0),
-                warned_at: AtomicU64::new(0),
-                topics: Mutex::new(Topics::default()),
-                clock: AtomicU64::new(1),
-                born: Instant::now(),
-            }),
-        }
-    }
-}
-
 impl Default for MemoryHub {
     fn default() -> Self {
         Self::new()
@@ -244,6 +206,7 @@ impl MemoryHub {
             buffer: DEFAULT_BUFFER,
             idle: DEFAULT_IDLE_TOPIC_AGE,
             max_topics: DEFAULT_MEMORY_MAX_TOPICS,
+            max_history_bytes: DEFAULT_MEMORY_MAX_HISTORY_BYTES,
         }
     }
 
@@ -251,9 +214,19 @@ impl MemoryHub {
     ///
     /// # Errors
     ///
-    /// When `topic` does not exist and the hub holds
-    /// [`max_topics`](MemoryHubBuilder::max_topics) already.
+    /// [`MemoryHubError::TooManyTopics`] when `topic` does not exist and the hub holds
+    /// [`max_topics`](MemoryHubBuilder::max_topics) already;
+    /// [`MemoryHubError::EventTooLarge`] when the event alone is larger than
+    /// [`max_history_bytes`](MemoryHubBuilder::max_history_bytes).
     pub fn publish_now(&self, topic: &str, event: Event) -> Result<Cursor, MemoryHubError> {
+        let budget = &self.shared.budget;
+        let size = event.retained_size();
+        if size > budget.max() {
+            return Err(MemoryHubError::EventTooLarge {
+                size,
+                max_history_bytes: budget.max(),
+            });
+        }
         let topic = self.topic(topic, true)?;
         let mut state = lock(&topic.state);
         let offset = state.next;
@@ -267,13 +240,19 @@ impl MemoryHub {
         observe::published("memory");
         let entry = Entry { offset, event };
         if state.ring.len() == self.shared.history {
-            state.ring.pop_front();
+            if let Some(old) = state.ring.pop_front() {
+                budget.release(&old);
+            }
         }
-        state.ring.push_back(entry.clone());
+        state.ring.push_back(budget.keep(entry.clone()));
         // Sent under the lock, so the buffer's order is the offsets' order. An error only
         // means nobody is subscribed (nor is there a buffer before the first subscriber).
         if let Some(tx) = topic.tx.get() {
             let _ = tx.send(entry);
+        }
+        drop(state);
+        if budget.over() {
+            self.shared.trim_history();
         }
         Ok(cursor)
     }
@@ -295,6 +274,12 @@ impl MemoryHub {
     /// `reset`).
     pub fn remove_topic(&self, topic: &str) -> bool {
         lock(&self.shared.topics).map.remove(topic).is_some()
+    }
+
+    /// The bytes of history the hub holds now, all topics together, as counted against
+    /// [`max_history_bytes`](MemoryHubBuilder::max_history_bytes).
+    pub fn history_bytes(&self) -> usize {
+        self.shared.budget.used()
     }
 
     /// The number of topics the hub holds now.
@@ -341,6 +326,7 @@ impl MemoryHub {
                     epoch: self.shared.epoch.clone(),
                     touched: AtomicU64::new(now),
                     using: AtomicUsize::new(0),
+                    budget: self.shared.budget.clone(),
                 });
                 topics.map.insert(name.into(), topic.clone());
                 topic
@@ -476,7 +462,7 @@ impl Hub for MemoryHub {
                             .ring
                             .iter()
                             .skip(skip)
-                            .map(|e| e.event.clone())
+                            .map(|k| k.entry.event.clone())
                             .collect(),
                     )
                 });
@@ -523,7 +509,7 @@ impl MemorySubscription {
             pending.push_back(reset_event(ResetReason::Expired, &current));
         } else {
             let skip = (self.next - state.oldest()) as usize;
-            pending.extend(state.ring.iter().skip(skip).map(|e| e.event.clone()));
+            pending.extend(state.ring.iter().skip(skip).map(|k| k.entry.event.clone()));
         }
         self.next = state.next;
     }

@@ -142,3 +142,59 @@ async fn a_topic_in_use_is_never_swept() {
     drop(held);
     assert_eq!(hub.evict_idle(), 1);
 }
+
+#[tokio::test]
+async fn a_short_event_counts_its_text_and_under_300_bytes_of_fixed_size() {
+    let hub = MemoryHub::new();
+    hub.publish_now("t", Event::new().data("x")).unwrap();
+    let bytes = hub.history_bytes();
+    eprintln!("one short event: {bytes} bytes of history");
+    assert!((200..=300).contains(&bytes), "{bytes}");
+    assert!(hub.remove_topic("t"));
+    assert_eq!(
+        hub.history_bytes(),
+        0,
+        "a dropped topic gives its bytes back"
+    );
+}
+
+#[tokio::test]
+async fn past_the_history_budget_the_hubs_oldest_events_go_first() {
+    const CAP: usize = 64 << 10;
+    let hub = MemoryHub::builder().max_history_bytes(CAP).build();
+    let kilobyte = "k".repeat(1000);
+    // An old topic, then a newer one that fills the budget several times over.
+    let old = hub
+        .publish_now("old", Event::new().data(&*kilobyte))
+        .unwrap();
+    for i in 0..300 {
+        hub.publish_now(&format!("new.{}", i % 3), Event::new().data(&*kilobyte))
+            .unwrap();
+        assert!(
+            hub.history_bytes() <= CAP,
+            "{} after {i}",
+            hub.history_bytes()
+        );
+    }
+    assert!(hub.history_bytes() > CAP / 2, "no more than needed goes");
+    // The oldest went first: `old` has no history left, and a cursor before its first event
+    // is reset.
+    assert_eq!(hub.topic_stats("old").unwrap().history, 0);
+    let before_old = Cursor::join(old.as_str().split_once('-').unwrap().0, 0);
+    let mut sub = hub.subscribe("old", Some(before_old.as_str()));
+    assert_eq!(
+        next(&mut sub).await.get_event(),
+        Some(crate::hub::RESET_EVENT)
+    );
+    // The newest events all resume.
+    let stats = hub.topic_stats("new.2").unwrap();
+    assert!(stats.history >= 10, "{stats:?}");
+    // A single event larger than the whole budget is refused, typed.
+    let error = hub
+        .publish_now("new.0", Event::new().data("x".repeat(CAP)))
+        .unwrap_err();
+    assert!(
+        matches!(error, MemoryHubError::EventTooLarge { .. }),
+        "{error}"
+    );
+}
