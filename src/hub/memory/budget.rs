@@ -1,11 +1,13 @@
 //! The history budget of a [`MemoryHub`](super::MemoryHub): the bytes its topics keep for
 //! resume, all topics together, with the oldest events evicted first once it is spent.
 //!
-//! Every kept event carries a hub-wide sequence number. A publish that takes the total past the
-//! budget runs one eviction pass: it takes each topic's oldest kept event into a min-heap by
-//! sequence number and drops the hub's oldest events until the total is back under seven
-//! eighths of the budget, so passes come once per eighth of the budget published, not on every
-//! publish. Between passes nothing but two atomic additions per publish is spent.
+//! Every kept event carries a hub-wide sequence number. Eviction keeps a min-heap of each
+//! topic's oldest kept event, by sequence number, made from a snapshot of the topics: a publish
+//! that takes the total past the budget pops the hub's oldest events from it until the total
+//! fits again (usually one or two), pushing each topic's next event back. Topics made after the
+//! snapshot hold only events newer than it, so the heap is right until its oldest event is
+//! newer than the snapshot; then (about once per budget's worth of publishes) it is made
+//! again. Under the budget nothing is spent but two atomic additions per publish.
 
 use super::{lock, Entry, Shared, Topic};
 use crate::observe;
@@ -13,8 +15,8 @@ use std::{
     cmp::Reverse,
     collections::BinaryHeap,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-        Arc, PoisonError,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, PoisonError, TryLockError, Weak,
     },
 };
 
@@ -37,8 +39,19 @@ pub(super) struct Budget {
     max: usize,
     used: AtomicUsize,
     next_seq: AtomicU64,
-    /// One eviction pass at a time.
-    trimming: AtomicBool,
+    /// Held by the publish that evicts; the others go on (the next one over the budget evicts).
+    evictor: Mutex<Evictor>,
+}
+
+/// The hub's oldest kept events, one per topic of a snapshot.
+#[derive(Default)]
+struct Evictor {
+    topics: Vec<Weak<Topic>>,
+    /// (sequence number of the topic's oldest kept event, index in `topics`).
+    oldest: BinaryHeap<Reverse<(u64, u32)>>,
+    /// The hub's next sequence number when the snapshot was taken: every older event is in a
+    /// topic of the snapshot, so the heap's minimum is the hub's oldest event while below it.
+    horizon: u64,
 }
 
 impl Budget {
@@ -47,7 +60,7 @@ impl Budget {
             max,
             used: AtomicUsize::new(0),
             next_seq: AtomicU64::new(0),
-            trimming: AtomicBool::new(false),
+            evictor: Mutex::default(),
         })
     }
 
@@ -95,30 +108,32 @@ impl Drop for Topic {
 }
 
 impl Shared {
-    /// Evicts the hub's oldest events until the history is under seven eighths of its budget.
-    /// Returns how many went (0 when another pass is running).
+    /// Evicts the hub's oldest events until the history fits its budget; returns how many
+    /// went (0 when another publish is evicting).
     pub(super) fn trim_history(&self) -> usize {
         let budget = &self.budget;
-        if budget.trimming.swap(true, Ordering::Acquire) {
-            return 0;
-        }
-        let target = budget.max - budget.max / 8;
-        // Topics made after this snapshot hold the newest events: the oldest are all here.
-        let topics: Vec<Arc<Topic>> = lock(&self.topics).map.values().cloned().collect();
-        let mut oldest: BinaryHeap<Reverse<(u64, usize)>> = topics
-            .iter()
-            .enumerate()
-            .filter_map(|(i, topic)| {
-                let seq = lock(&topic.state).ring.front()?.seq;
-                Some(Reverse((seq, i)))
-            })
-            .collect();
-        let mut evicted = 0;
-        while budget.used() > target {
-            let Some(Reverse((seq, i))) = oldest.pop() else {
-                break;
+        let mut evictor = match budget.evictor.try_lock() {
+            Ok(evictor) => evictor,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return 0,
+        };
+        let (mut evicted, mut remade) = (0, false);
+        while budget.over() {
+            let (seq, i) = match evictor.oldest.pop() {
+                Some(Reverse((seq, i))) if seq < evictor.horizon => (seq, i),
+                // Empty, or newer than the snapshot: newer topics may hold older events.
+                _ if !remade => {
+                    self.snapshot(&mut evictor);
+                    remade = true;
+                    continue;
+                }
+                // What is left is held by topics that left the hub and are still read.
+                _ => break,
             };
-            let mut state = lock(&topics[i].state);
+            let Some(topic) = evictor.topics[i as usize].upgrade() else {
+                continue;
+            };
+            let mut state = lock(&topic.state);
             // The ring may have moved on since (its own length limit): then only re-queue it.
             if state.ring.front().is_some_and(|front| front.seq == seq) {
                 let kept = state.ring.pop_front().expect("the front was just seen");
@@ -126,17 +141,34 @@ impl Shared {
                 evicted += 1;
             }
             if let Some(front) = state.ring.front() {
-                oldest.push(Reverse((front.seq, i)));
+                evictor.oldest.push(Reverse((front.seq, i)));
             }
         }
-        budget.trimming.store(false, Ordering::Release);
-        observe::history_evicted("memory", evicted);
-        tracing::debug!(
-            evicted,
-            bytes = budget.used(),
-            max = budget.max,
-            "memory hub: history budget spent; oldest events evicted"
-        );
+        drop(evictor);
+        if evicted > 0 {
+            observe::history_evicted("memory", evicted);
+        }
         evicted as usize
+    }
+
+    /// Makes the heap again from the topics the hub holds now.
+    fn snapshot(&self, evictor: &mut Evictor) {
+        evictor.horizon = self.budget.next_seq.load(Ordering::Relaxed);
+        let topics: Vec<Arc<Topic>> = lock(&self.topics).map.values().cloned().collect();
+        evictor.oldest.clear();
+        evictor.topics.clear();
+        for topic in topics {
+            if let Some(front) = lock(&topic.state).ring.front() {
+                let i = evictor.topics.len() as u32;
+                evictor.oldest.push(Reverse((front.seq, i)));
+                evictor.topics.push(Arc::downgrade(&topic));
+            }
+        }
+        tracing::debug!(
+            topics = evictor.topics.len(),
+            bytes = self.budget.used(),
+            max = self.budget.max,
+            "memory hub: history at its budget; eviction order taken"
+        );
     }
 }

@@ -65,8 +65,10 @@ pub const DEFAULT_MEMORY_MAX_TOPICS: usize = 100_000;
 /// ([`max_history_bytes`](MemoryHubBuilder::max_history_bytes), default
 /// [`DEFAULT_MEMORY_MAX_HISTORY_BYTES`], 256 MiB), the way a JetStream stream's `max_bytes`
 /// with the `old` discard policy is: past it, the hub's **oldest events are evicted first**,
-/// whatever their topic, down to seven eighths of the cap (counted in
-/// `tower_push_history_evicted_total`). Publishing is never refused for it, so a flood
+/// whatever their topic, by the publish that goes past it (counted in
+/// `tower_push_history_evicted_total`). Eviction works from a snapshot of each topic's oldest
+/// event, taken again about once per cap's worth of publishes: at 100,000 topics that publish
+/// waits some tens of milliseconds, every other one a heap step. Publishing is never refused for it, so a flood
 /// cannot lock a small topic out; what a flood costs the others is resume depth, and a client
 /// whose cursor was evicted gets `reset` (`expired`), never a silent gap. Live delivery does
 /// not depend on history. An event counts its text (id, name, data, comment, topic) plus

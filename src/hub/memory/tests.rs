@@ -198,3 +198,28 @@ async fn past_the_history_budget_the_hubs_oldest_events_go_first() {
         "{error}"
     );
 }
+
+#[test]
+fn publishers_on_many_threads_keep_the_history_within_its_budget() {
+    const CAP: usize = 256 << 10;
+    let hub = MemoryHub::builder().max_history_bytes(CAP).build();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000 {
+                    let data = "x".repeat(100 + i % 300);
+                    hub.publish_now(&format!("t{t}.{}", i % 50), Event::new().data(data))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // A publish that lost the race to evict leaves the total over for the next one.
+    hub.publish_now("last", Event::new().data("x")).unwrap();
+    assert!(hub.history_bytes() <= CAP, "{}", hub.history_bytes());
+    assert!(hub.history_bytes() > CAP / 2, "{}", hub.history_bytes());
+}
