@@ -66,17 +66,35 @@ use crate::{connection::ConnectionGuard, drain::Drain, error::BoxError};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
+    rt::{TokioIo, TokioTimer},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
-use std::{future::Future, pin::pin, time::Duration};
+use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_service::Service;
 
 mod served;
-use served::{Checked, Served};
+mod streams;
+#[cfg(feature = "tls")]
+mod tls;
+use served::{Activity, Checked, Served};
+use streams::StreamExec;
+#[cfg(feature = "tls")]
+pub use tls::{Tls, TlsError};
+
+/// The default most concurrent streams on one HTTP/2 connection: 100 (RFC 9113 section 6.5.2
+/// recommends no fewer).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// The receive window of each HTTP/2 stream: 256 KiB.
+const HTTP2_STREAM_WINDOW: u32 = 256 << 10;
+/// The receive window of an HTTP/2 connection: 1 MiB.
+const HTTP2_CONNECTION_WINDOW: u32 = 1 << 20;
+/// The unsent bytes one HTTP/2 stream may hold: 64 KiB.
+const HTTP2_SEND_BUFFER: usize = 64 << 10;
 
 /// Serves a tower service with the hardened settings. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -90,6 +108,10 @@ pub struct Server {
     max_header_bytes: usize,
     grace: Duration,
     http1_only: bool,
+    max_concurrent_streams: u32,
+    extended_connect: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
 }
 
 /// What a [`Server::run`] left behind when it returned.
@@ -117,7 +139,40 @@ impl Server {
             max_header_bytes: 16 * 1024,
             grace: Duration::from_secs(10),
             http1_only: false,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            extended_connect: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with this certificate (feature `tls`): ALPN offers `h2` then `http/1.1`
+    /// (only `http/1.1` with [`http1_only`](Server::http1_only)), so browsers speak HTTP/2
+    /// and one page can hold any number of event streams to the origin on one connection.
+    /// The TLS handshake counts against the first-request deadline
+    /// ([`header_read_timeout`](Server::header_read_timeout)), from accept.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The most streams a client may open at once on one HTTP/2 connection (its
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`). Browsers queue the requests past it until a stream
+    /// ends (so the page's 101st event stream waits, as the seventh does over HTTP/1.1); a
+    /// client that opens more anyway gets those streams refused (`REFUSED_STREAM`, safe to
+    /// retry). Default [`DEFAULT_MAX_CONCURRENT_STREAMS`] (100).
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// Whether HTTP/2 connections offer RFC 8441 extended CONNECT, over which browsers carry
+    /// WebSockets on the page's HTTP/2 connection. Off, browsers open a separate HTTP/1.1
+    /// connection for each WebSocket. Default `true`.
+    pub fn extended_connect(mut self, enabled: bool) -> Self {
+        self.extended_connect = enabled;
+        self
     }
 
     /// Serves HTTP/1.1 only: WebSocket upgrades work, HTTP/2 (and WebSocket over HTTP/2,
@@ -185,21 +240,33 @@ impl Server {
     }
 
     /// The hyper builder with these settings.
-    fn builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+    fn builder(&self) -> auto::Builder<StreamExec> {
+        let mut builder = auto::Builder::new(StreamExec {
+            stall: self.stall_timeout,
+        });
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .max_headers(self.max_headers)
             .max_buf_size(self.max_header_bytes);
-        builder
-            .http2()
+        let mut http2 = builder.http2();
+        http2
             .timer(TokioTimer::new())
-            .enable_connect_protocol()
             .keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(20))
+            .max_concurrent_streams(self.max_concurrent_streams)
+            // What a client may send before we read it: requests, and WebSocket messages
+            // over extended CONNECT (64 KiB each by default).
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            // What one stream may hold unsent while its client does not read: the memory a
+            // stalled stream costs until the stall timeout resets it.
+            .max_send_buf_size(HTTP2_SEND_BUFFER)
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        if self.extended_connect {
+            http2.enable_connect_protocol();
+        }
         builder
     }
 
@@ -220,15 +287,23 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let builder = self.builder();
-        let http1 = self.http1_only.then(|| self.http1_builder());
-        let guard = ConnectionGuard::new()
-            .stall_timeout(self.stall_timeout)
-            .drain(&self.drain);
         let graceful = GracefulShutdown::new();
         // HTTP/1.1-only connections: hyper-util's graceful watcher does not take them with
         // upgrades, so they stop on this token and are awaited through this tracker.
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let conns = Arc::new(Conns {
+            builder: self.builder(),
+            http1: self.http1_only.then(|| self.http1_builder()),
+            stop: stop.clone(),
+            tracker: tracker.clone(),
+            first: self.header_read_timeout,
+            idle: self.idle_timeout,
+        });
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_ref().map(|tls| tls.acceptor(!self.http1_only));
+        let guard = ConnectionGuard::new()
+            .stall_timeout(self.stall_timeout)
+            .drain(&self.drain);
         let mut signal = pin!(signal);
         loop {
             let accepted = tokio::select! {
@@ -245,39 +320,24 @@ impl Server {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let (service, activity) = Checked::new(service.clone());
-            let (first, idle) = (self.header_read_timeout, self.idle_timeout);
-            if let Some(http1) = &http1 {
-                let conn = http1
-                    .serve_connection(
-                        TokioIo::new(guard.wrap(tcp)),
-                        TowerToHyperService::new(service),
-                    )
-                    .with_upgrades();
-                tracker.spawn(Served::new(
-                    conn,
-                    Some(stop.clone().cancelled_owned()),
-                    |conn| conn.graceful_shutdown(),
-                    activity,
-                    first,
-                    idle,
-                ));
+            let io = guard.wrap(tcp);
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = &tls {
+                let (acceptor, conns, service) = (acceptor.clone(), conns.clone(), service.clone());
+                let watcher = graceful.watcher();
+                // The handshake counts against the first-request deadline, from accept.
+                let deadline = Instant::now() + conns.first;
+                tokio::spawn(async move {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+                        Ok(Ok(io)) => conns.serve(io, service, deadline, watcher),
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake not done within the deadline"),
+                    }
+                });
                 continue;
             }
-            let conn = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(guard.wrap(tcp)),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            tokio::spawn(Served::new(
-                graceful.watch(conn),
-                None,
-                |_| {},
-                activity,
-                first,
-                idle,
-            ));
+            let deadline = Instant::now() + conns.first;
+            conns.serve(io, service.clone(), deadline, graceful.watcher());
         }
         drop(listener);
         let started = Instant::now();
@@ -306,6 +366,60 @@ impl Server {
             connections,
             took,
         }
+    }
+}
+
+/// What serving one accepted connection needs, shared by the accept loop and the TLS
+/// handshakes.
+struct Conns {
+    builder: auto::Builder<StreamExec>,
+    http1: Option<hyper::server::conn::http1::Builder>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    first: Duration,
+    idle: Duration,
+}
+
+impl Conns {
+    /// Spawns the task serving `io`, whose first request head must come by `deadline`
+    /// (`watcher` tells an HTTP/2 connection about the shutdown).
+    fn serve<I, S, B>(&self, io: I, service: S, deadline: Instant, watcher: Watcher)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (service, activity): (_, Arc<Activity>) = Checked::new(service);
+        let io = TokioIo::new(io);
+        let first = deadline.saturating_duration_since(Instant::now());
+        if let Some(http1) = &self.http1 {
+            let conn = http1.serve_connection(io, service).with_upgrades();
+            self.tracker.spawn(Served::new(
+                conn,
+                Some(self.stop.clone().cancelled_owned()),
+                |conn| conn.graceful_shutdown(),
+                activity,
+                first,
+                self.idle,
+            ));
+            return;
+        }
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        tokio::spawn(Served::new(
+            watcher.watch(conn),
+            None,
+            |_| {},
+            activity,
+            first,
+            self.idle,
+        ));
     }
 }
 

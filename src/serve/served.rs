@@ -3,9 +3,11 @@
 //! wrapper ([`Checked`]) that sees its requests, refuses malformed HTTP/1.x heads and counts
 //! the responses in flight.
 
+use super::streams::{self, Progress};
 use crate::error::BoxError;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use pin_project_lite::pin_project;
 use std::{
     future::Future,
@@ -149,9 +151,12 @@ where
 /// The service of one connection: counts its requests and the responses in flight, and
 /// refuses malformed HTTP/1.x request heads (see the [module docs](super)) before they reach
 /// the routes.
-#[derive(Clone)]
+///
+/// A hyper service, not a tower one: hyper calls it in the same poll as it spawns the
+/// request's HTTP/2 stream task, which [`streams`] relies on to watch that task (a tower
+/// service behind hyper-util's adapter is only called once the task runs).
 pub(super) struct Checked<S> {
-    inner: S,
+    inner: TowerToHyperService<S>,
     activity: Arc<Activity>,
 }
 
@@ -159,7 +164,7 @@ impl<S> Checked<S> {
     pub(super) fn new(inner: S) -> (Self, Arc<Activity>) {
         let activity = Arc::new(Activity::default());
         let service = Self {
-            inner,
+            inner: TowerToHyperService::new(inner),
             activity: activity.clone(),
         };
         (service, activity)
@@ -190,19 +195,15 @@ fn malformed_head<B>(req: &Request<B>) -> Option<&'static str> {
     (chunked > 1).then_some("`chunked` more than once in Transfer-Encoding")
 }
 
-impl<S, B> Service<Request<Incoming>> for Checked<S>
+impl<S, B> hyper::service::Service<Request<Incoming>> for Checked<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>>,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone,
 {
     type Response = Response<CheckedBody<B>>;
     type Error = S::Error;
-    type Future = CheckedFuture<S::Future>;
+    type Future = CheckedFuture<TowerToHyperServiceFuture<S, Request<Incoming>>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         let activity = &self.activity;
         // The protocol first: the connection's task reads it once it sees a request.
         if req.version() == http::Version::HTTP_2 {
@@ -227,10 +228,15 @@ where
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         // An extended CONNECT (a WebSocket over HTTP/2) lives on after its response body
         // ended: it stays in flight for the connection's life (never idle).
-        let guard = (req.method() != http::Method::CONNECT).then(|| InFlight(activity.clone()));
+        let connect = req.method() == http::Method::CONNECT;
+        let guard = (!connect).then(|| InFlight(activity.clone()));
+        // An HTTP/2 stream's task is spawned right after this call: watch it for a stall.
+        let progress =
+            (req.version() == http::Version::HTTP_2 && !connect).then(streams::watch_next);
         CheckedFuture::Inner {
             future: self.inner.call(req),
             guard,
+            progress,
         }
     }
 }
@@ -239,7 +245,7 @@ pin_project! {
     /// The response future of [`Checked`].
     #[project = CheckedFutureProj]
     pub(super) enum CheckedFuture<F> {
-        Inner { #[pin] future: F, guard: Option<InFlight> },
+        Inner { #[pin] future: F, guard: Option<InFlight>, progress: Option<Arc<Progress>> },
         Refused { response: Option<Response<()>> },
     }
 }
@@ -252,10 +258,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            CheckedFutureProj::Inner { future, guard } => {
+            CheckedFutureProj::Inner {
+                future,
+                guard,
+                progress,
+            } => {
                 let res = ready!(future.poll(cx))?;
-                let guard = guard.take();
-                Poll::Ready(Ok(res.map(|body| CheckedBody::Inner { body, guard })))
+                let (guard, progress) = (guard.take(), progress.take());
+                Poll::Ready(Ok(res.map(|body| CheckedBody::Inner {
+                    body,
+                    guard,
+                    progress,
+                })))
             }
             CheckedFutureProj::Refused { response } => {
                 let res = response.take().expect("polled after completion");
@@ -270,7 +284,7 @@ pin_project! {
     /// or a refusal's.
     #[project = CheckedBodyProj]
     pub(super) enum CheckedBody<B> {
-        Inner { #[pin] body: B, guard: Option<InFlight> },
+        Inner { #[pin] body: B, guard: Option<InFlight>, progress: Option<Arc<Progress>> },
         Refused,
     }
 }
@@ -288,9 +302,19 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<B::Data>, BoxError>>> {
         match self.project() {
-            CheckedBodyProj::Inner { body, .. } => body
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(Into::into))),
+            CheckedBodyProj::Inner { body, progress, .. } => {
+                let Some(progress) = progress else {
+                    return body
+                        .poll_frame(cx)
+                        .map(|frame| frame.map(|f| f.map_err(Into::into)));
+                };
+                progress.polled();
+                let frame = ready!(body.poll_frame(cx));
+                if matches!(&frame, Some(Ok(frame)) if frame.is_data()) {
+                    progress.yielded();
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
             CheckedBodyProj::Refused => Poll::Ready(None),
         }
     }
