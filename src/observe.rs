@@ -5,6 +5,7 @@
 //!
 //! Every push connection (an SSE response, a WebSocket, one long-poll) gets a span named
 //! `push_connection` with the fields `transport` (`sse`, `websocket`, `long-poll`),
+//! `http_version` (`1.1`, `2`, ...),
 //! `principal` (from a [`Principal`] in the request's extensions, when there is one) and
 //! `topic` (recorded by [`Hub::subscribe`](crate::hub::Hub::subscribe)). Tickets never appear:
 //! the ticket layer removes them before the transport sees the request. The span is entered
@@ -33,6 +34,7 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | `tower_push_connections` | gauge | `transport` | open push connections |
+//! | `tower_push_requests_total` | counter | `transport`, `http_version` | push requests that reached a transport (`http_version`: `1.0`, `1.1`, `2`, `3`): how many streams ride HTTP/2, WebSockets over RFC 8441 included |
 //! | `tower_push_connections_opened_total` | counter | `transport` | connections opened |
 //! | `tower_push_connections_closed_total` | counter | `transport`, `reason` | connections closed, by close reason |
 //! | `tower_push_connection_duration_seconds` | histogram | `transport` | how long connections lived |
@@ -67,6 +69,8 @@ use tracing::Span;
 
 /// Gauge: open push connections, by `transport`.
 pub const CONNECTIONS: &str = "tower_push_connections";
+/// Counter: push requests that reached a transport, by `transport` and `http_version`.
+pub const REQUESTS: &str = "tower_push_requests_total";
 /// Counter: connections opened, by `transport`.
 pub const CONNECTIONS_OPENED: &str = "tower_push_connections_opened_total";
 /// Counter: connections closed, by `transport` and `reason`.
@@ -110,6 +114,10 @@ pub fn describe() {
     {
         use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
         describe_gauge!(CONNECTIONS, "Open push connections.");
+        describe_counter!(
+            REQUESTS,
+            "Push requests that reached a transport, by HTTP version."
+        );
         describe_counter!(CONNECTIONS_OPENED, "Push connections opened.");
         describe_counter!(CONNECTIONS_CLOSED, "Push connections closed, by reason.");
         describe_histogram!(
@@ -163,9 +171,19 @@ pub fn describe() {
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>) -> Span {
     let principal = req.extensions().get::<Principal>().map(Principal::as_str);
+    let http_version = match req.version() {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    #[cfg(feature = "metrics")]
+    metrics::counter!(REQUESTS, "transport" => transport, "http_version" => http_version)
+        .increment(1);
     let span = tracing::info_span!(
         "push_connection",
         transport,
+        http_version,
         principal,
         topic = tracing::field::Empty
     );

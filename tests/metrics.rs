@@ -340,4 +340,5 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
         seen.get("tower_push_connections_opened_total{transport=sse}"),
         1.0
     );
+    assert!(seen.get("tower_push_requests_total{http_version=1.1,transport=sse}") >= 1.0);
 }

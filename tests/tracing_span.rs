@@ -81,7 +81,7 @@ async fn one_span_one_open_one_close_with_reason_and_counts_and_no_ticket() {
     assert_eq!(closed.len(), 1, "{logs}");
     for line in [opened[0], closed[0]] {
         assert!(
-            line.contains("push_connection{transport=\"sse\" principal=\"alice\" topic=\"room\"}"),
+            line.contains("push_connection{transport=\"sse\" http_version=\"1.1\" principal=\"alice\" topic=\"room\"}"),
             "the span names the connection: {line}"
         );
     }

@@ -346,9 +346,10 @@ fn metrics_handle() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 }
 
 fn origins_for(addr: SocketAddr) -> Vec<String> {
+    let scheme = scheme();
     let mut origins = vec![
-        format!("http://{addr}"),
-        format!("http://localhost:{}", addr.port()),
+        format!("{scheme}://{addr}"),
+        format!("{scheme}://localhost:{}", addr.port()),
     ];
     if let Ok(extra) = std::env::var("ALLOWED_ORIGINS") {
         origins.extend(
@@ -381,7 +382,10 @@ async fn app_from_env(addr: SocketAddr, drain: &Drain) -> Router {
             let store = tower_push::auth_ticket::NatsTicketStore::new(&hub)
                 .await
                 .expect("NATS with JetStream at NATS_URL");
-            println!("chat on http://{addr} (NATS JetStream backbone at {url})");
+            println!(
+                "chat on {}://{addr} (NATS JetStream backbone at {url})",
+                scheme()
+            );
             return app(hub, tickets(), store, &origins, drain);
         }
         #[cfg(not(feature = "nats"))]
@@ -396,7 +400,7 @@ async fn app_from_env(addr: SocketAddr, drain: &Drain) -> Router {
                 .await
                 .expect("Redis at REDIS_URL");
             let store = tower_push::auth_ticket::RedisTicketStore::new(&hub);
-            println!("chat on http://{addr} (Redis backbone at {url})");
+            println!("chat on {}://{addr} (Redis backbone at {url})", scheme());
             app(hub, tickets(), store, &origins, drain)
         }
         #[cfg(not(feature = "redis"))]
@@ -404,7 +408,7 @@ async fn app_from_env(addr: SocketAddr, drain: &Drain) -> Router {
             panic!("REDIS_URL needs the `redis` feature: cargo run --example chat --features redis")
         }
         Err(_) => {
-            println!("chat on http://{addr} (in-memory hub)");
+            println!("chat on {}://{addr} (in-memory hub)", scheme());
             app(
                 MemoryHub::new(),
                 tickets(),
@@ -424,13 +428,50 @@ async fn run(listener: tokio::net::TcpListener) {
     let addr = listener.local_addr().expect("bound");
     let drain = Drain::new();
     let app = app_from_env(addr, &drain).await;
-    let report = Server::new(&drain)
-        .run(listener, app, serve::shutdown_signal())
-        .await;
+    let server = with_tls(Server::new(&drain));
+    let report = server.run(listener, app, serve::shutdown_signal()).await;
     println!(
         "shut down in {:?} ({} push streams, {} connections still open)",
         report.took, report.streams, report.connections
     );
+}
+
+/// `https` when the chat serves TLS.
+fn scheme() -> &'static str {
+    if tls_files().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// `TLS_CERT` and `TLS_KEY`, the PEM files of a certificate and its key, when both are set.
+fn tls_files() -> Option<(String, String)> {
+    Some((
+        std::env::var("TLS_CERT").ok()?,
+        std::env::var("TLS_KEY").ok()?,
+    ))
+}
+
+/// HTTPS (ALPN `h2` and `http/1.1`) with `TLS_CERT` and `TLS_KEY`; `H2_WEBSOCKET=off` keeps
+/// WebSockets off HTTP/2 (browsers then open an HTTP/1.1 connection for each).
+fn with_tls(server: Server) -> Server {
+    let server = server.extended_connect(std::env::var("H2_WEBSOCKET").as_deref() != Ok("off"));
+    let Some((cert, key)) = tls_files() else {
+        return server;
+    };
+    #[cfg(feature = "tls")]
+    {
+        let tls = tower_push::serve::Tls::from_pem_files(&cert, &key)
+            .unwrap_or_else(|error| panic!("TLS_CERT / TLS_KEY: {error}"));
+        println!("serving HTTPS (HTTP/2 and HTTP/1.1) with {cert}");
+        server.tls(tls)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (server, key);
+        panic!("TLS_CERT ({cert}) needs the `tls` feature: cargo run --example chat --features tls")
+    }
 }
 
 #[tokio::main]

@@ -492,3 +492,55 @@ async fn two_browsers_chat_over_every_transport() {
         );
     }
 }
+
+/// The real-browser test over HTTPS: the chat as `main` runs it with `TLS_CERT` and `TLS_KEY`
+/// (a certificate this test makes), in headless Chromium. Twelve EventSource streams on one
+/// page all receive a message over HTTP/2, where plain HTTP/1.1 holds the seventh back; the
+/// chat's WebSocket rides HTTP/2 (RFC 8441, seen in the server's `/metrics`) and falls back to
+/// HTTP/1.1 when the server turns extended CONNECT off; long-poll works over HTTP/2.
+#[cfg(all(feature = "tls", feature = "metrics"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_browser_opens_twelve_streams_and_a_websocket_over_https() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tower-push-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let (cert_path, key_path) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+    let tls = [("TLS_CERT", cert_path), ("TLS_KEY", key_path)];
+    let (_h2, h2) = operations::chat_process(None, &tls).await;
+    let (_h1, h1) = operations::chat_process(None, &[]).await;
+    let no_connect = [tls[0], tls[1], ("H2_WEBSOCKET", "off")];
+    let (_no_connect, no_connect) = operations::chat_process(None, &no_connect).await;
+
+    let output = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"))
+            .arg("h2.mjs")
+            .arg(format!("https://localhost:{}/", h2.port()))
+            .arg(format!("http://{h1}/"))
+            .arg(format!("https://localhost:{}/", no_connect.port()))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test finished in 3 minutes")
+    .expect("node runs (and `npm ci` was run in tests/browser)");
+    let log = String::from_utf8_lossy(&output.stdout);
+    println!("{log}\n{}", String::from_utf8_lossy(&output.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "browser test failed:\n{log}");
+    for step in [
+        "ok h2 twelve streams",
+        "ok http/1.1 six streams",
+        "ok websocket over h2",
+        "ok long-poll over h2",
+        "ok websocket falls back to http/1.1",
+        "BROWSER H2 OK",
+    ] {
+        assert!(log.contains(step), "{step}:\n{log}");
+    }
+}

@@ -13,6 +13,11 @@
 //! | an HTTP/2 connection with no open stream | [`idle_timeout`](Server::idle_timeout) | 60 s (checked once per period: closed within 60 to 120 s) |
 //! | request head size | [`max_headers`](Server::max_headers), [`max_header_bytes`](Server::max_header_bytes) | 64 headers, 16 KiB (`431` / connection closed) |
 //! | a client that stops reading | [`stall_timeout`](Server::stall_timeout) ([`GuardedIo`](crate::connection::GuardedIo)) | 30 s without write progress |
+//! | an HTTP/2 stream its client stops reading (its window spent; the connection's other streams go on) | [`stall_timeout`](Server::stall_timeout), per stream | 30 s with a frame waiting for the window, then the stream is reset (`CANCEL`) |
+//! | the TLS handshake (feature `tls`) | counted in the first-request deadline | 10 s from accept |
+//! | streams on one HTTP/2 connection | [`max_concurrent_streams`](Server::max_concurrent_streams) | 100 (browsers queue past it; other clients get `REFUSED_STREAM`) |
+//! | unsent bytes held per HTTP/2 stream | | 64 KiB (what a stalled stream costs until its reset) |
+//! | HTTP/2 receive windows | | 256 KiB per stream, 1 MiB per connection |
 //! | a dead HTTP/2 peer | HTTP/2 PING every 20 s, 20 s to answer | |
 //! | shutdown | [`grace`](Server::grace), then connections closed by force, then the drain's [close timeout](crate::drain::Drain::close_timeout) | 10 s + 1 s |
 //!
@@ -30,6 +35,18 @@
 //! `TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, ..)` and
 //! `RequestBodyLimitLayer` (or your framework's body limit) on them, as `examples/chat/main.rs`
 //! does. Push routes take no body, and a timeout around them would cut their streams.
+//!
+//! # HTTPS and HTTP/2 to browsers
+//!
+//! Browsers speak HTTP/2 only over TLS, and over HTTP/1.1 they hold at most six connections
+//! per origin: a seventh tab's event stream waits. With the `tls` feature,
+//! [`Server::tls`] serves HTTPS with ALPN `h2` and `http/1.1` ([`Tls`] reads a PEM chain and
+//! key, and [`Tls::reload`] swaps them without a restart): every event stream of the page is a
+//! stream of one connection, WebSockets ride it too (RFC 8441 extended CONNECT, which
+//! [`extended_connect`](Server::extended_connect) turns off), and long-polls share it. The
+//! deadlines, limits, drain and stall policy above apply alike; at shutdown an HTTP/2
+//! connection gets `GOAWAY`, its SSE streams end (the browser reconnects), its WebSockets
+//! get 1012, and it closes once they are done.
 //!
 //! [`Server::run`] serves until its shutdown future completes (for example
 //! [`shutdown_signal`]: SIGTERM or SIGINT), then ends every push stream through the

@@ -119,7 +119,10 @@ async fn serve_as_main_until_sigterm() {
 
 /// The chat as `main` runs it, in a child process (optionally with its open-file limit
 /// lowered to `open_files`), and where it listens.
-async fn chat_process(open_files: Option<u32>) -> (tokio::process::Child, SocketAddr) {
+pub(super) async fn chat_process(
+    open_files: Option<u32>,
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, SocketAddr) {
     let exe = std::env::current_exe().unwrap();
     let limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
     // `ulimit -n` only lowers the soft limit of the shell, which the chat inherits.
@@ -142,6 +145,7 @@ async fn chat_process(open_files: Option<u32>) -> (tokio::process::Child, Socket
         ])
         .env_remove("REDIS_URL")
         .env_remove("NATS_URL")
+        .envs(envs.iter().copied())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -150,7 +154,8 @@ async fn chat_process(open_files: Option<u32>) -> (tokio::process::Child, Socket
     let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stdout.next_line().await.unwrap() {
             // libtest prints the test's name on the same line.
-            if let Some((_, rest)) = line.split_once("chat on http://") {
+            if let Some((_, rest)) = line.split_once("chat on ") {
+                let rest = rest.split_once("://").unwrap().1;
                 return rest.split(' ').next().unwrap().parse().unwrap();
             }
         }
@@ -169,7 +174,7 @@ async fn chat_process(open_files: Option<u32>) -> (tokio::process::Child, Socket
 /// rather than locked out for as long as the silent sockets care to stay.
 async fn silent_sockets_do_not_lock_clients_out(first_bytes: &'static [u8]) {
     const DEADLINE: Duration = Duration::from_secs(10);
-    let (_child, addr) = chat_process(Some(256)).await;
+    let (_child, addr) = chat_process(Some(256), &[]).await;
     let started = tokio::time::Instant::now();
     let mut silent = Vec::new();
     for _ in 0..300 {
@@ -243,7 +248,7 @@ async fn a_bare_http2_preface_is_closed_by_the_first_request_deadline() {
 /// held poll is answered with its cursor, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_every_transport_and_exits_0() {
-    let (mut child, addr) = chat_process(None).await;
+    let (mut child, addr) = chat_process(None, &[]).await;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let mut sse = open_sse(addr, &ticket(&client, addr).await)
