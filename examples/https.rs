@@ -44,12 +44,10 @@ async fn run(
         .service(Subscribe::new(hub, "ticks"));
     // How many push streams are open (what `scripts/h2-memory.sh` waits for).
     let open = drain.clone();
-    let app = axum::Router::new()
-        .route_service("/events", events)
-        .route(
-            "/streams",
-            axum::routing::get(move || async move { open.open().to_string() }),
-        );
+    let app = axum::Router::new().route_service("/events", events).route(
+        "/streams",
+        axum::routing::get(move || async move { open.open().to_string() }),
+    );
     Server::new(&drain)
         .tls(tls)
         .run(listener, app, signal)
@@ -102,7 +100,15 @@ mod tests {
             let _ = stopped.await;
         }));
         let curl = tokio::process::Command::new("curl")
-            .args(["-sk", "--http2", "-N", "-m", "5", "-w", "\nversion %{http_version}\n"])
+            .args([
+                "-sk",
+                "--http2",
+                "-N",
+                "-m",
+                "5",
+                "-w",
+                "\nversion %{http_version}\n",
+            ])
             .args(["-H", "accept: text/event-stream"])
             .arg(format!("https://localhost:{port}/events"))
             .arg("--resolve")

@@ -295,3 +295,166 @@ async fn h2_websocket_over_tls_uses_extended_connect_and_can_be_turned_off() {
         assert_eq!(message["data"], "over h2");
     }
 }
+
+/// A client that connects and never finishes its TLS handshake (silent, or half a
+/// ClientHello) is closed at the first-request deadline, counted from accept.
+#[tokio::test]
+async fn h2_tls_handshake_that_stalls_is_closed_at_the_first_request_deadline() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const DEADLINE: Duration = Duration::from_secs(1);
+    let (hub, drain) = (MemoryHub::new(), Drain::new());
+    let running = start(&hub, &drain, |s| s.header_read_timeout(DEADLINE)).await;
+    // A TLS record header announcing a 512-byte handshake message, then 5 bytes of it.
+    for first_bytes in [
+        &b""[..],
+        &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03],
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        tcp.write_all(first_bytes).await.unwrap();
+        let started = Instant::now();
+        let mut buf = [0; 64];
+        let read = within(tcp.read(&mut buf)).await;
+        let took = started.elapsed();
+        assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+        assert!(took >= DEADLINE - Duration::from_millis(100), "{took:?}");
+        assert!(took <= DEADLINE + Duration::from_secs(1), "{took:?}");
+    }
+    // A client that completes its handshake in time is served.
+    let (mut sender, _conn) = connect(&running).await;
+    let res = within(sender.send_request(sse())).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// One connection holds at most `max_concurrent_streams` streams: the client's next request
+/// waits (hyper's client, like a browser, queues it) until a stream ends.
+#[tokio::test]
+async fn h2_streams_past_the_connection_cap_wait_for_a_free_one() {
+    let (hub, drain) = (MemoryHub::new(), Drain::new());
+    let running = start(&hub, &drain, |s| s.max_concurrent_streams(2)).await;
+    let (mut sender, _conn) = connect(&running).await;
+    let first = within(sender.send_request(sse())).await.unwrap();
+    let _second = within(sender.send_request(sse())).await.unwrap();
+    until("two streams open", || drain.open() == 2).await;
+    let mut third = Box::pin(sender.send_request(sse()));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut third)
+            .await
+            .is_err(),
+        "the third stream waits"
+    );
+    assert_eq!(drain.open(), 2);
+    drop(first);
+    let third = within(third).await.unwrap();
+    assert_eq!(third.status(), StatusCode::OK);
+    until("the third stream took the first's place", || {
+        drain.open() == 2
+    })
+    .await;
+}
+
+/// `Tls::reload` reads the PEM files again: connections accepted afterwards get the new
+/// certificate; a damaged file is refused and the current certificate stays.
+#[tokio::test]
+async fn h2_tls_reload_serves_the_new_certificate_to_new_connections() {
+    let dir = std::env::temp_dir().join(format!("tower-push-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let write = |cert: &rcgen::CertifiedKey| {
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    };
+    let make = || rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (old, new) = (make(), make());
+    write(&old);
+    let tls = Tls::from_pem_files(&cert_path, &key_path).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let drain = Drain::new();
+    let app = Subscribe::new(MemoryHub::new(), "room");
+    let app = ServiceBuilder::new()
+        .layer(NegotiateLayer::new())
+        .layer(drain.layer())
+        .service(app);
+    tokio::spawn(
+        Server::new(&drain)
+            .tls(tls.clone())
+            .run(listener, app, std::future::pending()),
+    );
+    // The certificate the server presents to a new connection (verification off: only its
+    // identity matters here).
+    let presented = || async {
+        #[derive(Debug)]
+        struct Any;
+        impl rustls::client::danger::ServerCertVerifier for Any {
+            fn verify_server_cert(
+                &self,
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &[rustls::pki_types::CertificateDer<'_>],
+                _: &rustls::pki_types::ServerName<'_>,
+                _: &[u8],
+                _: rustls::pki_types::UnixTime,
+            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            fn verify_tls12_signature(
+                &self,
+                _: &[u8],
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+            }
+            fn verify_tls13_signature(
+                &self,
+                _: &[u8],
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+            }
+            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+                rustls::crypto::ring::default_provider()
+                    .signature_verification_algorithms
+                    .supported_schemes()
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Any))
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(presented().await, old.cert.der().to_vec());
+    write(&new);
+    tls.reload().unwrap();
+    assert_eq!(presented().await, new.cert.der().to_vec());
+    // A damaged key file: refused, typed; the new certificate stays.
+    std::fs::write(&key_path, "not a key").unwrap();
+    let error = tls.reload().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            tower_push::serve::TlsError::Pem {
+                what: "private key",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(presented().await, new.cert.der().to_vec());
+    // A key that is not the certificate's: refused too.
+    std::fs::write(&key_path, old.key_pair.serialize_pem()).unwrap();
+    assert!(tls.reload().is_err(), "a key that does not match");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
