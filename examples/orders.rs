@@ -27,12 +27,13 @@ use http::{request::Parts, Request, StatusCode};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_push::{
-    auth_ticket::{AuthTicketLayer, Binding, Key, MintTicket, Principal, Tickets},
+    auth_ticket::{AuthTicketLayer, Binding, Key, MintTicket, Tickets},
     client::ClientScript,
     drain::Drain,
     heartbeat::HeartbeatLayer,
     hub::{MemoryHub, Subscribe},
     negotiate::NegotiateLayer,
+    principal::Principal,
     serve::{self, Server},
     topic::TopicGrant,
     Event, Reject,

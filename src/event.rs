@@ -47,14 +47,10 @@
 
 use bytes::Bytes;
 use std::{
+    any::Any,
     fmt,
     sync::{Arc, OnceLock},
     time::{Duration, Instant},
-};
-
-pub use crate::{
-    error::BoxError,
-    push::{IntoPush, Push},
 };
 
 /// One event pushed to clients.
@@ -75,13 +71,52 @@ struct Inner {
     topic: Option<Arc<str>>,
     retry: Option<Duration>,
     comment: Option<Box<str>>,
-    sse: OnceLock<Bytes>,
-    json: OnceLock<Bytes>,
-    #[cfg(feature = "ws")]
-    ws: OnceLock<crate::ws::wire::Text>,
+    /// Each wire format's encoding, made the first time a transport asks for it.
+    encoded: [OnceLock<Arc<dyn Any + Send + Sync>>; FORMATS],
     /// When a hub published it (for the publish-to-write metric); not part of the event.
     #[cfg_attr(not(all(feature = "metrics", feature = "hub")), allow(dead_code))]
     published_at: Option<Instant>,
+}
+
+/// A wire format: how a transport writes an event. Each event is encoded at most once per
+/// format, the first time a transport asks ([`Event::encoded`]), and every connection then
+/// shares that encoding. The model knows no format: each transport owns its own (SSE's in
+/// `sse/wire.rs`, the WebSocket text in `ws/wire.rs`; JSON is here, shared by long-poll and
+/// WebSocket).
+pub(crate) trait Encoding {
+    /// The encoded form, cheap to clone (a reference count).
+    type Output: Clone + Send + Sync + 'static;
+    /// The format's place in an event's cache: one of the `*_SLOT`s below, each format its own.
+    const SLOT: usize;
+    /// Encodes `event`.
+    fn encode(event: &Event) -> Self::Output;
+}
+
+/// How many wire formats an event caches.
+const FORMATS: usize = 3;
+/// The cache slot of the `text/event-stream` block.
+pub(crate) const SSE_SLOT: usize = 0;
+/// The cache slot of the JSON object.
+pub(crate) const JSON_SLOT: usize = 1;
+/// The cache slot of the WebSocket text message.
+#[cfg_attr(not(feature = "ws"), allow(dead_code))]
+pub(crate) const WS_TEXT_SLOT: usize = 2;
+
+/// The JSON object of an event (long-poll and WebSocket).
+struct Json;
+
+impl Encoding for Json {
+    type Output = Bytes;
+    const SLOT: usize = JSON_SLOT;
+    fn encode(event: &Event) -> Bytes {
+        let i = &event.inner;
+        crate::json::event_object(
+            i.id.as_deref(),
+            i.event.as_deref(),
+            i.topic.as_deref(),
+            i.data.as_deref(),
+        )
+    }
 }
 
 /// Why an [`Event`] field was refused.
@@ -173,12 +208,7 @@ impl Event {
         let inner = Arc::make_mut(&mut self.inner);
         f(inner);
         // Any edit invalidates the cached encodings.
-        inner.sse = OnceLock::new();
-        inner.json = OnceLock::new();
-        #[cfg(feature = "ws")]
-        {
-            inner.ws = OnceLock::new();
-        }
+        inner.encoded = Default::default();
         self
     }
 
@@ -351,47 +381,19 @@ impl Event {
         self.inner.id.is_some() && self.inner.event.is_none() && self.inner.data.is_none()
     }
 
-    /// The `text/event-stream` encoding, computed once and shared by every clone.
-    pub fn to_sse(&self) -> Bytes {
-        self.inner
-            .sse
-            .get_or_init(|| {
-                let i = &self.inner;
-                crate::sse::wire::encode(
-                    i.comment.as_deref(),
-                    i.id.as_deref(),
-                    i.event.as_deref(),
-                    i.topic.as_deref(),
-                    i.retry,
-                    i.data.as_deref(),
-                )
-            })
-            .clone()
-    }
-
     /// The JSON object `{"id":..,"event":..,"topic":..,"data":..}` (absent fields left out), computed once
     /// and shared by every clone. Retry and comment are not part of it.
     pub fn to_json(&self) -> Bytes {
-        self.inner
-            .json
-            .get_or_init(|| {
-                let i = &self.inner;
-                crate::json::event_object(
-                    i.id.as_deref(),
-                    i.event.as_deref(),
-                    i.topic.as_deref(),
-                    i.data.as_deref(),
-                )
-            })
-            .clone()
+        self.encoded::<Json>()
     }
-}
 
-#[cfg(feature = "ws")]
-impl Event {
-    /// The WebSocket text payload (the JSON object), validated as UTF-8 once and shared.
-    pub(crate) fn to_ws_text(&self) -> crate::ws::wire::Text {
-        crate::ws::wire::text(&self.inner.ws, || self.to_json())
+    /// The event in format `E`, encoded the first time and shared by every clone after.
+    pub(crate) fn encoded<E: Encoding>(&self) -> E::Output {
+        self.inner.encoded[E::SLOT]
+            .get_or_init(|| Arc::new(E::encode(self)))
+            .downcast_ref::<E::Output>()
+            .expect("each slot holds one format")
+            .clone()
     }
 }
 

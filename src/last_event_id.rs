@@ -3,12 +3,12 @@
 //! A reconnecting `EventSource` sends the id of the last event it saw in the `Last-Event-ID`
 //! header. Long-poll and WebSocket clients cannot always set headers, so they send the same
 //! cursor as a query parameter (`lastEventId` by default). [`LastEventIdLayer`] reads either
-//! (the header wins), validates it and inserts a [`LastEventId`] into the request extensions,
+//! (the header wins), validates it and inserts a [`LastEventId`](crate::cursor::LastEventId) into the request extensions,
 //! where the inner service (for example [`Subscribe`](crate::hub::Subscribe)) finds it.
 //!
 //! The transports ([`Sse`](crate::sse::Sse), [`LongPoll`](crate::long_poll::LongPoll),
 //! [`Negotiate`](crate::negotiate::Negotiate)) read the cursor themselves with the default
-//! settings when no [`LastEventId`] is present, so this layer is only needed to change the
+//! settings when no [`LastEventId`](crate::cursor::LastEventId) is present, so this layer is only needed to change the
 //! settings or to give the cursor to other services.
 //!
 //! An extension already present is never overwritten. An empty value counts as absent. A value
@@ -21,7 +21,7 @@
 //! use http::{Request, Response, StatusCode};
 //! use std::convert::Infallible;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_push::last_event_id::{LastEventId, LastEventIdLayer};
+//! use tower_push::{cursor::LastEventId, last_event_id::LastEventIdLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -45,8 +45,6 @@
 //! ```
 //!
 //! [`Last-Event-ID`]: https://html.spec.whatwg.org/multipage/server-sent-events.html#the-last-event-id-header
-
-pub use crate::cursor::{LastEventId, DEFAULT_MAX_LEN, DEFAULT_QUERY_PARAM, LAST_EVENT_ID};
 
 use crate::{body::GuardBody, cursor::ReadCursor, guard_future::ResponseFuture};
 use http::{Request, Response};
@@ -95,7 +93,7 @@ impl<S> Layer<S> for LastEventIdLayer {
     }
 }
 
-/// Middleware that puts the client's cursor in request extensions as a [`LastEventId`].
+/// Middleware that puts the client's cursor in request extensions as a [`LastEventId`](crate::cursor::LastEventId).
 ///
 /// See the [module docs](crate::last_event_id) for an example.
 #[derive(Debug, Clone)]

@@ -8,32 +8,32 @@
     feature = "heartbeat",
     feature = "origin"
 ))]
-//! The public paths of 0.1 still name the same items after the restructuring (CHANGELOG lists
-//! where each now lives): code written against them compiles unchanged.
+//! The canonical public paths: each item has one (the crate root re-exports what a user
+//! needs daily, modules own the rest; CHANGELOG lists the second paths that went). The rule
+//! that no module re-exports another's items is checked in `tests/architecture.rs`.
 
 use std::time::Duration;
 
 #[tokio::test]
-async fn the_paths_of_0_1_still_compile() {
-    // `event` kept its re-exports of what moved to `error` and `push`.
-    let _: Option<tower_push::event::BoxError> = None;
-    let push: tower_push::event::Push = tower_push::Event::new().data("x").into();
-    fn takes_into_push<T: tower_push::event::IntoPush>(_: T) {}
+async fn each_item_has_its_one_path() {
+    // The daily items, at the root.
+    let _: Option<tower_push::BoxError> = None;
+    let push: tower_push::Push = tower_push::Event::new().data("x").into();
+    fn takes_into_push<T: tower_push::IntoPush>(_: T) {}
     takes_into_push(push);
-    // `last_event_id` kept `LastEventId` and its constants (now defined in `cursor`).
-    let id = tower_push::last_event_id::LastEventId::new("c");
-    assert_eq!(id, tower_push::cursor::LastEventId::new("c"));
-    assert_eq!(tower_push::last_event_id::LAST_EVENT_ID, "last-event-id");
-    assert_eq!(
-        tower_push::last_event_id::DEFAULT_QUERY_PARAM,
-        "lastEventId"
-    );
-    assert_eq!(tower_push::last_event_id::DEFAULT_MAX_LEN, 512);
+    // Cursors and the Last-Event-ID value live in `cursor`; `last_event_id` holds the layer.
+    let id = tower_push::cursor::LastEventId::new("c");
+    assert_eq!(id.as_str(), "c");
+    assert_eq!(tower_push::cursor::LAST_EVENT_ID, "last-event-id");
+    assert_eq!(tower_push::cursor::DEFAULT_QUERY_PARAM, "lastEventId");
+    assert_eq!(tower_push::cursor::DEFAULT_MAX_LEN, 512);
     let _ = tower_push::last_event_id::LastEventIdLayer::new();
-    // `hub::Cursor` is `cursor::Cursor`.
-    let cursor: tower_push::hub::Cursor = tower_push::cursor::Cursor::new("e.1");
+    let cursor = tower_push::cursor::Cursor::new("e.1");
     assert_eq!(cursor.as_str(), "e.1");
     assert_eq!(tower_push::hub::RESET_EVENT, "reset");
+    // Who a connection belongs to, and which topics it may read.
+    let _ = tower_push::principal::Principal::new("alice");
+    let _ = tower_push::topic::TopicGrant::new(["room"]);
     // `ws` items that moved out of `ws/mod.rs`.
     assert_eq!(tower_push::ws::close_code::RESTART, 1012);
     assert_eq!(tower_push::ws::DEFAULT_MAX_MESSAGE_SIZE, 64 * 1024);

@@ -29,12 +29,12 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
 use tower::{service_fn, ServiceBuilder, ServiceExt as _};
 use tower_push::{
     auth_ticket::{
-        AuthTicketLayer, Binding, Key, MemoryTicketStore, MintTicket, Principal, TicketStore,
-        Tickets,
+        AuthTicketLayer, Binding, Key, MemoryTicketStore, MintTicket, TicketStore, Tickets,
     },
+    cursor::LastEventId,
     hub::{Hub, MemoryHub},
-    last_event_id::LastEventId,
     negotiate::NegotiateLayer,
+    principal::Principal,
     ws::WsLayer,
     Event,
 };

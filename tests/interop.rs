@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use support::*;
 use tower::service_fn;
 use tower_push::{
+    cursor::LastEventId,
     hub::{Hub, MemoryHub},
-    last_event_id::LastEventId,
     negotiate::Negotiate,
     ws::{Inbound, Message},
     Event,

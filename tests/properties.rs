@@ -22,8 +22,9 @@ use tokio_stream::StreamExt as _;
 use tower::{service_fn, Layer as _, ServiceExt as _};
 use tower_push::{
     auth_ticket::{Binding, Key, Tickets},
+    cursor::LastEventId,
     hub::{Hub as _, MemoryHub},
-    last_event_id::{LastEventId, LastEventIdLayer},
+    last_event_id::LastEventIdLayer,
     negotiate::{Negotiate, Transport},
     origin::OriginLayer,
     ws::{WebSocketUpgrade, WsLayer},

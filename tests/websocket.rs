@@ -23,9 +23,9 @@ use tokio_tungstenite::tungstenite::{
 };
 use tower::{service_fn, ServiceBuilder};
 use tower_push::{
+    cursor::LastEventId,
     heartbeat::HeartbeatLayer,
     hub::{Hub, MemoryHub},
-    last_event_id::LastEventId,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
     ws::{Inbound, Message, WsLayer},

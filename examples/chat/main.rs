@@ -62,18 +62,17 @@ use serde::Deserialize;
 use std::{net::SocketAddr, time::Duration};
 use tower::{service_fn, ServiceBuilder, ServiceExt as _};
 use tower_push::{
-    auth_ticket::{
-        AuthTicketLayer, Binding, Key, MemoryTicketStore, Principal, TicketStore, Tickets,
-    },
+    auth_ticket::{AuthTicketLayer, Binding, Key, MemoryTicketStore, TicketStore, Tickets},
     client::ClientScript,
+    cursor::LastEventId,
     drain::Drain,
     health::Health,
     heartbeat::HeartbeatLayer,
     hub::{check_access, Hub, MemoryHub, Topics, TopicsSubscription},
-    last_event_id::LastEventId,
     limit::ConnectionLimitLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
+    principal::Principal,
     serve::{self, Server},
     sse::SseLayer,
     ws::{Inbound, Message, WsLayer},

@@ -4,7 +4,7 @@
 use http::request::Parts;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use tower_push::{auth_ticket::Principal, topic::TopicGrant, Event};
+use tower_push::{principal::Principal, topic::TopicGrant, Event};
 
 /// The room every message went to before rooms existed: the default, whose topic is `room`.
 pub(crate) const DEFAULT_ROOM: &str = "room";

@@ -10,13 +10,14 @@ use std::{convert::Infallible, future::Future, time::Duration};
 use tower::{Service, ServiceBuilder};
 use tower_http::{cors::CorsLayer, trace::TraceLayer};
 use tower_push::{
-    auth_ticket::{AuthTicketLayer, MintTicket, Principal, Tickets},
+    auth_ticket::{AuthTicketLayer, MintTicket, Tickets},
     drain::Drain,
     heartbeat::HeartbeatLayer,
     hub::{MemoryHub, Subscribe},
     last_event_id::LastEventIdLayer,
     negotiate::NegotiateLayer,
     origin::OriginLayer,
+    principal::Principal,
     serve::Server,
     sse::SseLayer,
     BoxError, Event,

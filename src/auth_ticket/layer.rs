@@ -1,7 +1,7 @@
 //! The verifying layer.
 
 use super::{store::RedeemFuture, MemoryTicketStore, TicketError, TicketStore, Tickets};
-pub use crate::principal::Principal;
+use crate::principal::Principal;
 use crate::{body::GuardBody, rejection};
 use bytes::Bytes;
 use http::{header, uri::PathAndQuery, HeaderValue, Request, Response, StatusCode, Uri};

@@ -1,6 +1,7 @@
 //! The ready-made minting endpoint.
 
-use super::{Binding, Principal, TicketError, Tickets};
+use super::{Binding, TicketError, Tickets};
+use crate::principal::Principal;
 use crate::topic::TopicGrant;
 use crate::{
     body::Full,
@@ -60,7 +61,7 @@ use tower_service::Service;
 /// ```
 /// use http::Request;
 /// use tower::ServiceExt;
-/// use tower_push::auth_ticket::{Key, MintTicket, Principal, Tickets};
+/// use tower_push::{auth_ticket::{Key, MintTicket, Tickets}, principal::Principal};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

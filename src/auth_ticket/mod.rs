@@ -17,7 +17,7 @@
 //! real subprotocol), then an optional cookie. It checks the signature, the expiry (with a
 //! small clock skew), the bindings, and single use through a [`TicketStore`] (the default
 //! [`MemoryTicketStore`] forgets entries once their tickets would have expired, so its size
-//! is bounded). On success it puts a [`Principal`] in the request extensions and removes the
+//! is bounded). On success it puts a [`Principal`](crate::principal::Principal) in the request extensions and removes the
 //! ticket from the URI, so inner layers and tracing never see it. Every refusal is
 //! `401 Unauthorized` with `WWW-Authenticate: Ticket error="<code>"` and a short text
 //! ([`TicketError`]); an unreachable store is `503`. The crate never logs a ticket.
@@ -40,7 +40,7 @@
 //! use http::{Request, StatusCode};
 //! use std::convert::Infallible;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_push::{auth_ticket::{AuthTicketLayer, Binding, Key, Principal, Tickets}, sse::SseLayer, Event};
+//! use tower_push::{auth_ticket::{AuthTicketLayer, Binding, Key, Tickets}, principal::Principal, sse::SseLayer, Event};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -73,8 +73,7 @@ mod redis_store;
 mod store;
 mod ticket;
 
-pub use crate::topic::TopicGrant;
-pub use layer::{AuthTicketLayer, Principal, RequireAuthTicket, ResponseFuture, PROTOCOL_PREFIX};
+pub use layer::{AuthTicketLayer, RequireAuthTicket, ResponseFuture, PROTOCOL_PREFIX};
 pub use mint::MintTicket;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]

@@ -121,7 +121,7 @@ pub use self::nats::{NatsHub, NatsHubBuilder, NatsHubError, NatsSubscription};
 pub use self::redis::{
     RedisHub, RedisHubBuilder, RedisHubError, RedisSubscription, DEFAULT_REDIS_IDLE_TOPIC_AGE,
 };
-pub use crate::cursor::Cursor;
+pub(crate) use crate::cursor::Cursor;
 pub use access::check_access;
 
 /// The default local live buffer per topic of the shared backbones (`RedisHub`, `NatsHub`):

@@ -5,7 +5,7 @@
 //! answers a request with a [`Stream`](futures_core::Stream) of events. For each poll it
 //!
 //! 1. places the client's cursor (`Last-Event-ID` header, else `?lastEventId=`) in the request
-//!    extensions as a [`LastEventId`](crate::last_event_id::LastEventId) and calls the inner
+//!    extensions as a [`LastEventId`](crate::cursor::LastEventId) and calls the inner
 //!    service, which should start the stream after that cursor (as
 //!    [`Subscribe`](crate::hub::Subscribe) does);
 //! 2. waits for the first event, or for the hold timeout (default 25 s, under the 60 s idle

@@ -25,7 +25,7 @@ use tokio_rustls::rustls::{
 /// use tower_push::{drain::Drain, serve::{Server, Tls}};
 ///
 /// let tls = Tls::from_pem_files("cert.pem", "key.pem")?;
-/// let server = Server::new(&Drain::new()).tls(tls.clone());
+/// let _server = Server::new(&Drain::new()).tls(tls.clone());
 /// // Later, on SIGHUP or when the files change:
 /// tls.reload()?;
 /// # Ok(())

@@ -13,7 +13,7 @@
 //!   several events are ready they are yielded back to back, so hyper writes them together.
 //!
 //! The client's cursor (`Last-Event-ID` header or `?lastEventId=`) is placed in the request
-//! extensions as a [`LastEventId`](crate::last_event_id::LastEventId) before the inner service
+//! extensions as a [`LastEventId`](crate::cursor::LastEventId) before the inner service
 //! is called, unless one is already there; a malformed one gets `400`.
 //!
 //! # Errors

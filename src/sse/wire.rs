@@ -2,8 +2,34 @@
 //! and the heartbeat comment. (Compiled without the `sse` feature too:
 //! [`Event::to_sse`](crate::event::Event::to_sse) is always available.)
 
+use crate::event::{Encoding, Event, SSE_SLOT};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
+
+/// The `text/event-stream` block, as an event's cached encoding.
+struct Sse;
+
+impl Encoding for Sse {
+    type Output = Bytes;
+    const SLOT: usize = SSE_SLOT;
+    fn encode(event: &Event) -> Bytes {
+        encode(
+            event.get_comment(),
+            event.get_id(),
+            event.get_event(),
+            event.get_topic(),
+            event.get_retry(),
+            event.get_data(),
+        )
+    }
+}
+
+impl Event {
+    /// The `text/event-stream` encoding, computed once and shared by every clone.
+    pub fn to_sse(&self) -> Bytes {
+        self.encoded::<Sse>()
+    }
+}
 
 /// An event's `text/event-stream` block (WHATWG): comment, `id`, `event`, `retry`, then one
 /// `data` field per line of data, and the blank line that dispatches it. With a topic, the

@@ -42,7 +42,7 @@
 //! ```
 //! use std::{convert::Infallible, time::Duration};
 //! use tower::{service_fn, ServiceBuilder};
-//! use tower_push::{heartbeat::HeartbeatLayer, hub::{Hub, MemoryHub}, last_event_id::LastEventId,
+//! use tower_push::{heartbeat::HeartbeatLayer, hub::{Hub, MemoryHub}, cursor::LastEventId,
 //!     ws::{Inbound, Message, WsLayer}, Event};
 //!
 //! let hub = MemoryHub::new();

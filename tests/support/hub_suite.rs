@@ -174,7 +174,7 @@ pub async fn topics<H: Hub>(
     let mut req = http::Request::get("/").body(()).unwrap();
     if let Some(cursor) = cursor {
         req.extensions_mut()
-            .insert(tower_push::last_event_id::LastEventId::new(cursor));
+            .insert(tower_push::cursor::LastEventId::new(cursor));
     }
     let service = tower_push::hub::Topics::fixed(hub.clone(), topics.iter().copied());
     service.oneshot(req).await.expect("topics accepted")
