@@ -159,10 +159,7 @@ impl ReadCursor {
         if req.extensions().get::<LastEventId>().is_some() {
             return Ok(());
         }
-        let read = self.read(req).inspect_err(|reject| {
-            crate::observe::refused(reject.status(), "cursor");
-        })?;
-        if let Some(id) = read {
+        if let Some(id) = self.read(req)? {
             req.extensions_mut().insert(id);
         }
         Ok(())

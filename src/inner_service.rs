@@ -1,8 +1,14 @@
-//! Pieces every transport shares: the inner service's readiness errors become responses.
+//! Pieces every transport shares at its edge: the inner service's errors and a bad cursor
+//! become responses, counted as refusals.
 
-use crate::{error::BoxError, rejection};
+use crate::{
+    cursor::ReadCursor,
+    error::BoxError,
+    observe,
+    rejection::{self, Reject},
+};
 use bytes::Bytes;
-use http::Response;
+use http::{Request, Response, StatusCode};
 use std::{
     convert::Infallible,
     task::{ready, Context, Poll},
@@ -42,8 +48,34 @@ impl<S> Inner<S> {
 
     /// The response owed for a readiness error, if there is one.
     pub(crate) fn take_error(&mut self) -> Option<Response<Bytes>> {
-        self.error.take().map(rejection::from_inner_error)
+        self.error.take().map(inner_error)
     }
+}
+
+/// The response for an inner service's error: its [`Reject`], else a logged 500; counted.
+pub(crate) fn inner_error(error: BoxError) -> Response<Bytes> {
+    match error.downcast::<Reject>() {
+        Ok(reject) => {
+            observe::refused(reject.status(), reject.get_cause());
+            reject.into_http_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "push service failed");
+            observe::refused(StatusCode::INTERNAL_SERVER_ERROR, "inner");
+            rejection::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"internal server error"),
+            )
+        }
+    }
+}
+
+/// Puts the request's cursor in its extensions (see [`ReadCursor`]); for a bad one, the
+/// refusal to answer instead (counted).
+pub(crate) fn read_cursor<B>(config: &ReadCursor, req: &mut Request<B>) -> Option<Response<Bytes>> {
+    let reject = config.apply(req).err()?;
+    observe::refused(reject.status(), "cursor");
+    Some(reject.into_http_response())
 }
 
 impl<S: Clone> Clone for Inner<S> {

@@ -135,7 +135,10 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         match self.config.apply(&mut req) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal.into_http_response()),
+            Err(refusal) => {
+                crate::observe::refused(refusal.status(), "cursor");
+                ResponseFuture::refused(refusal.into_http_response())
+            }
         }
     }
 }

@@ -57,6 +57,12 @@ impl Reject {
         self
     }
 
+    /// The refusal's cause, for the refusal counter.
+    #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+    pub(crate) fn get_cause(&self) -> &'static str {
+        self.cause
+    }
+
     /// The status of the refusal.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -127,25 +133,6 @@ pub(crate) fn text(status: StatusCode, message: Bytes) -> Response<Bytes> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     res
-}
-
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
-/// The response for an inner service's error: its [`Reject`], else a logged 500.
-pub(crate) fn from_inner_error(error: crate::error::BoxError) -> Response<Bytes> {
-    match error.downcast::<Reject>() {
-        Ok(reject) => {
-            crate::observe::refused(reject.status, reject.cause);
-            reject.into_http_response()
-        }
-        Err(error) => {
-            tracing::error!(%error, "push service failed");
-            crate::observe::refused(StatusCode::INTERNAL_SERVER_ERROR, "inner");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Bytes::from_static(b"internal server error"),
-            )
-        }
-    }
 }
 
 /// `406 Not Acceptable`: the request's `Accept` allows no transport.

@@ -7,6 +7,8 @@ mod push;
 
 pub use full::Full;
 pub use guard_body::GuardBody;
+#[cfg(feature = "sse")]
+pub(crate) use push::Framing;
 #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
 #[cfg_attr(
     docsrs,

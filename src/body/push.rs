@@ -1,5 +1,6 @@
 use crate::{
     error::BoxError,
+    event::Event,
     observe::Connection,
     push::{IntoPush, Push},
 };
@@ -27,6 +28,18 @@ pin_project! {
     }
 }
 
+/// How a streaming transport writes what its stream yields: the transport owns its format
+/// (SSE's is `sse::wire::FRAMING`), the body only moves frames.
+#[derive(Debug)]
+pub(crate) struct Framing {
+    /// An event's frame (shared by every connection).
+    pub(crate) event: fn(&Event) -> Bytes,
+    /// A cursor-only event shown as a visible position frame, from its id.
+    pub(crate) position: fn(&str) -> Bytes,
+    /// What a heartbeat writes.
+    pub(crate) heartbeat: &'static [u8],
+}
+
 pin_project! {
     #[project = KindProj]
     enum Kind<St> {
@@ -36,6 +49,7 @@ pin_project! {
             head: Option<Bytes>,
             named_positions: bool,
             done: bool,
+            framing: &'static Framing,
             connection: Connection,
         },
         Full {
@@ -45,11 +59,13 @@ pin_project! {
 }
 
 impl<St> PushBody<St> {
+    /// A streaming body: `head` first, then each item of `stream` as `framing` writes it.
     #[cfg(feature = "sse")]
-    pub(crate) fn sse(
+    pub(crate) fn stream(
         stream: St,
         head: Option<Bytes>,
         named_positions: bool,
+        framing: &'static Framing,
         connection: Connection,
     ) -> Self {
         Self {
@@ -58,6 +74,7 @@ impl<St> PushBody<St> {
                 head,
                 named_positions,
                 done: false,
+                framing,
                 connection,
             },
         }
@@ -66,7 +83,7 @@ impl<St> PushBody<St> {
     /// The answer for an inner service's error (a `Reject`'s status, else a logged `500`).
     #[cfg(any(feature = "sse", feature = "ws"))]
     pub(crate) fn inner_error(error: BoxError) -> http::Response<Self> {
-        crate::rejection::from_inner_error(error).map(Self::full)
+        crate::inner_service::inner_error(error).map(Self::full)
     }
 
     /// A refusal that was ready at once, taken from a response future's state.
@@ -122,6 +139,7 @@ where
                 head,
                 named_positions,
                 done,
+                framing,
                 connection,
             } => {
                 if let Some(head) = head.take() {
@@ -141,19 +159,18 @@ where
                 // back to back (vectored), flushing only when the stream is pending.
                 let frame = match ready!(polled).map(IntoPush::into_push) {
                     Some(Ok(Push::Event(event))) if *named_positions && event.is_cursor_only() => {
-                        let block =
-                            crate::sse::wire::position_block(event.get_id().unwrap_or_default());
+                        let block = (framing.position)(event.get_id().unwrap_or_default());
                         connection.wrote(block.len());
                         block
                     }
                     Some(Ok(Push::Event(event))) => {
-                        let bytes = event.to_sse();
+                        let bytes = (framing.event)(&event);
                         connection.delivered(&event, bytes.len());
                         bytes
                     }
                     Some(Ok(Push::Heartbeat)) => {
-                        connection.wrote(crate::sse::wire::HEARTBEAT.len());
-                        Bytes::from_static(crate::sse::wire::HEARTBEAT)
+                        connection.wrote(framing.heartbeat.len());
+                        Bytes::from_static(framing.heartbeat)
                     }
                     Some(Ok(Push::Shutdown)) => {
                         connection.close_reason("drain");

@@ -142,7 +142,7 @@ where
                     let stream = match ready!(span.in_scope(|| future.poll(cx))) {
                         Ok(stream) => stream,
                         Err(error) => {
-                            let res = rejection::from_inner_error(error.into());
+                            let res = crate::inner_service::inner_error(error.into());
                             return Poll::Ready(Ok(res.map(PushBody::full)));
                         }
                     };

@@ -58,8 +58,8 @@ impl Config {
         if let Some(res) = inner.take_error() {
             return ResponseFuture::ready(res);
         }
-        if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_http_response());
+        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+            return ResponseFuture::ready(res);
         }
         let cursor = req
             .extensions()

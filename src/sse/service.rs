@@ -40,8 +40,8 @@ impl Config {
         if let Some(res) = inner.take_error() {
             return ResponseFuture::ready(res);
         }
-        if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_http_response());
+        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+            return ResponseFuture::ready(res);
         }
         let span = observe::connection_span("sse", &req);
         let future = span.in_scope(|| inner.service.call(req));
@@ -56,7 +56,13 @@ pub(crate) fn response<St>(
     named_positions: bool,
     connection: Connection,
 ) -> Response<PushBody<St>> {
-    let mut res = Response::new(PushBody::sse(stream, head, named_positions, connection));
+    let mut res = Response::new(PushBody::stream(
+        stream,
+        head,
+        named_positions,
+        &super::wire::FRAMING,
+        connection,
+    ));
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

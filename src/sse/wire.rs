@@ -127,7 +127,7 @@ fn format_u128(mut n: u128, out: &mut [u8; 40]) -> &[u8] {
 
 /// A cursor-only event as a visible `position` event, for clients that must read the cursor
 /// (an `EventSource` cannot see the id of a block without data).
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(feature = "sse")]
 pub(crate) fn position_block(id: &str) -> Bytes {
     let mut block = Vec::with_capacity(id.len() + 32);
     block.extend_from_slice(b"id: ");
@@ -137,5 +137,13 @@ pub(crate) fn position_block(id: &str) -> Bytes {
 }
 
 /// What an SSE heartbeat writes: an empty comment line and a blank line.
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(feature = "sse")]
 pub(crate) const HEARTBEAT: &[u8] = b":\n\n";
+
+/// How an SSE body writes its stream.
+#[cfg(feature = "sse")]
+pub(crate) static FRAMING: crate::body::Framing = crate::body::Framing {
+    event: Event::to_sse,
+    position: position_block,
+    heartbeat: HEARTBEAT,
+};

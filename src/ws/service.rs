@@ -35,8 +35,8 @@ impl Config {
             Ok(accepted) => accepted,
             Err(reject) => return ResponseFuture::ready(reject.into_http_response()),
         };
-        if let Err(reject) = self.last_event_id.apply(&mut req) {
-            return ResponseFuture::ready(reject.into_http_response());
+        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+            return ResponseFuture::ready(res);
         }
         let (tx, rx) = mpsc::channel(self.inbound_buffer);
         req.extensions_mut().insert(Inbound::new(rx));
