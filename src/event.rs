@@ -196,10 +196,7 @@ impl Event {
 
     /// When a hub published the event, in this process.
     #[cfg(feature = "metrics")]
-    #[cfg_attr(
-        not(any(feature = "sse", feature = "long-poll", feature = "ws")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(transport), allow(dead_code))]
     pub(crate) fn published_at(&self) -> Option<Instant> {
         self.inner.published_at
     }

@@ -121,10 +121,11 @@ pub mod principal;
 mod push;
 pub mod rejection;
 pub mod stream;
+mod sync;
 pub mod topic;
 
 mod guard_future;
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 mod inner_service;
 
 #[cfg(feature = "heartbeat")]

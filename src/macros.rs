@@ -1,6 +1,6 @@
 /// Adds `get_ref`, `get_mut` and `into_inner` for a transport, whose inner service sits in a
 /// `inner_service::Inner` field named `inner`.
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 macro_rules! define_transport_accessors {
     () => {
         /// Gets a reference to the underlying service.

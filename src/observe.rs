@@ -61,9 +61,9 @@
 //!
 //! [`Principal`]: crate::principal::Principal
 
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 use crate::{event::Event, principal::Principal};
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 use std::time::Instant;
 use tracing::Span;
 
@@ -168,7 +168,7 @@ pub fn describe() {
 }
 
 /// The span of a push connection about to be served. See the [module docs](self).
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>) -> Span {
     let principal = req.extensions().get::<Principal>().map(Principal::as_str);
     let http_version = match req.version() {
@@ -204,7 +204,7 @@ pub(crate) fn record_topic(topic: &str) {
 }
 
 /// An open push connection: counts what it delivers, and reports its close when dropped.
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 pub(crate) struct Connection {
     span: Span,
     transport: &'static str,
@@ -221,20 +221,14 @@ pub(crate) struct Connection {
 }
 
 /// Deliveries counted per connection before they are added to the shared counters.
-#[cfg(all(
-    feature = "metrics",
-    any(feature = "sse", feature = "long-poll", feature = "ws")
-))]
+#[cfg(all(feature = "metrics", transport))]
 const FLUSH_EVERY: u64 = 16;
 /// One delivery in this many (per connection, the first included) records its
 /// publish-to-write delay.
-#[cfg(all(
-    feature = "metrics",
-    any(feature = "sse", feature = "long-poll", feature = "ws")
-))]
+#[cfg(all(feature = "metrics", transport))]
 const SAMPLE_EVERY: u64 = 8;
 
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 #[cfg(feature = "metrics")]
 struct Handles {
     delivered: metrics::Counter,
@@ -242,7 +236,7 @@ struct Handles {
     delay: metrics::Histogram,
 }
 
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 impl Connection {
     /// Opens the connection in `span` (from [`connection_span`]).
     pub(crate) fn open(span: Span, transport: &'static str) -> Self {
@@ -331,7 +325,7 @@ impl Connection {
     }
 }
 
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 impl Drop for Connection {
     fn drop(&mut self) {
         let duration = self.opened.elapsed();
@@ -361,7 +355,7 @@ impl Drop for Connection {
     }
 }
 
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")

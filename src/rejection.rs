@@ -58,7 +58,7 @@ impl Reject {
     }
 
     /// The refusal's cause, for the refusal counter.
-    #[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+    #[cfg(transport)]
     pub(crate) fn get_cause(&self) -> &'static str {
         self.cause
     }

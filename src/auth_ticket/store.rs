@@ -7,7 +7,7 @@ use std::{
     fmt,
     future::{ready, Future},
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
 };
 
 /// The future [`TicketStore::redeem`] returns.
@@ -71,11 +71,7 @@ impl MemoryTicketStore {
 
     /// Entries currently remembered.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .seen
-            .len()
+        crate::sync::lock(&self.inner).seen.len()
     }
 
     /// Whether nothing is remembered.
@@ -85,7 +81,7 @@ impl MemoryTicketStore {
 
     fn redeem_now(&self, nonce: [u8; 16], expires_at: u64) -> bool {
         let now = (self.clock)();
-        let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = crate::sync::lock(&self.inner);
         // Forget what has expired: those tickets are refused as expired anyway.
         while let Some(Reverse((at, _))) = entries.by_expiry.peek() {
             if *at >= now {

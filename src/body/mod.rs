@@ -2,16 +2,13 @@
 
 mod full;
 mod guard_body;
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
+#[cfg(transport)]
 mod push;
 
 pub use full::Full;
 pub use guard_body::GuardBody;
 #[cfg(feature = "sse")]
 pub(crate) use push::Framing;
-#[cfg(any(feature = "sse", feature = "long-poll", feature = "ws"))]
-#[cfg_attr(
-    docsrs,
-    doc(cfg(any(feature = "sse", feature = "long-poll", feature = "ws")))
-)]
+#[cfg(transport)]
+#[cfg_attr(docsrs, doc(cfg(transport)))]
 pub use push::PushBody;

@@ -120,12 +120,11 @@ pub(crate) fn new_epoch() -> String {
         .collect()
 }
 
-/// Whether `epoch` looks like one this crate made (now, or the 16 hex digits of earlier
-/// releases): a cursor with such an epoch that is not the current one is from another
-/// instance (`unknown-epoch`), anything else is `invalid`.
+/// Whether `epoch` looks like one this crate makes ([`EPOCH_LEN`] ASCII letters and digits):
+/// a cursor with such an epoch that is not the current one is from another instance
+/// (`unknown-epoch`), anything else is `invalid`.
 pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
-    (epoch.len() == EPOCH_LEN && epoch.bytes().all(|b| b.is_ascii_alphanumeric()))
-        || (epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit()))
+    epoch.len() == EPOCH_LEN && epoch.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// An offset in a cursor: ASCII digits only (no sign, no space), fitting a `u64`.

@@ -19,7 +19,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 use tokio::sync::{broadcast, watch};
@@ -27,9 +27,7 @@ use tokio::sync::{broadcast, watch};
 /// Longest wait between reconnection attempts.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use crate::sync::lock;
 
 /// Whether a backbone is known to be unreachable: set by an operation that found it so,
 /// cleared by the next answer, logged when it changes.

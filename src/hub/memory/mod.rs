@@ -1,5 +1,6 @@
 use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
+use crate::sync::lock;
 use crate::{event::Event, observe};
 use futures_core::Stream;
 use std::{
@@ -9,7 +10,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
+        Arc, Mutex, OnceLock, Weak,
     },
     task::{ready, Context, Poll},
     time::{Duration, Instant},
@@ -182,11 +183,6 @@ pub struct TopicStats {
 
 fn cursor(epoch: &str, offset: u64) -> Cursor {
     Cursor::join(epoch, offset)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded state stays consistent across a panic elsewhere: every update is one step.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for MemoryHub {

@@ -13,7 +13,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
     },
     task::{Context, Poll, Wake, Waker},
 };
@@ -30,7 +30,7 @@ struct Signal {
 
 impl Signal {
     fn register(&self, waker: &Waker) {
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut task = crate::sync::lock(&self.task);
         if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
             *task = Some(waker.clone());
         }
@@ -50,12 +50,7 @@ impl Wake for MemberWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.signal.ready.fetch_or(self.bit, Ordering::AcqRel);
-        let task = self
-            .signal
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let task = crate::sync::lock(&self.signal.task).clone();
         if let Some(task) = task {
             task.wake();
         }
