@@ -8,7 +8,6 @@ use super::{
     socket::{close_code_for, close_frame, Message, Stream as WsStream},
 };
 use crate::{
-    connection::GuardedIo,
     error::BoxError,
     event::Event,
     observe::{self, Connection},
@@ -18,7 +17,6 @@ use futures_core::Stream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use std::{
     future::poll_fn,
     pin::{pin, Pin},
@@ -30,10 +28,7 @@ use std::{
     time::Duration,
 };
 use tokio::{sync::mpsc, time::Instant};
-use tokio_tungstenite::{
-    tungstenite::{self, protocol::Role},
-    WebSocketStream,
-};
+use tokio_tungstenite::tungstenite;
 use tracing::{Instrument as _, Span};
 
 /// At most this many ready events are written before one flush.
@@ -58,19 +53,9 @@ pub(crate) async fn run<St>(
     St: Stream,
     St::Item: IntoPush,
 {
-    let upgraded = match on_upgrade.await {
-        Ok(upgraded) => upgraded,
-        Err(error) => {
-            tracing::debug!(%error, "websocket upgrade failed");
-            return;
-        }
+    let Some(mut ws) = super::upgrade::accept(on_upgrade, &config).await else {
+        return;
     };
-    let mut ws = WebSocketStream::from_raw_socket(
-        GuardedIo::with_stall_timeout(TokioIo::new(upgraded), config.stall_timeout),
-        Role::Server,
-        Some(config.codec()),
-    )
-    .await;
     let mut connection = Connection::open(span, "websocket");
     let end = drive(&mut ws, stream, inbound, &config, &mut connection).await;
     connection.close_reason(match end {

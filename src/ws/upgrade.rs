@@ -1,6 +1,11 @@
 //! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
 
-use super::{config::Config, handshake, service::WsLayer, socket::WebSocket};
+use super::{
+    config::Config,
+    handshake,
+    service::WsLayer,
+    socket::{Stream as WsStream, WebSocket},
+};
 use crate::{connection::GuardedIo, rejection::Reject};
 use http::{Request, Response};
 use hyper::upgrade::OnUpgrade;
@@ -37,6 +42,26 @@ pub struct WebSocketUpgrade {
     handshake: handshake::Handshake,
     on_upgrade: OnUpgrade,
     config: Config,
+}
+
+/// The server side of an upgraded connection: the upgrade awaited (a failure logged, `None`),
+/// the connection guarded by the stall timeout, and the codec configured. The one upgrade
+/// sequence of the raw API and the push transport alike.
+pub(crate) async fn accept(on_upgrade: OnUpgrade, config: &Config) -> Option<WsStream> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                GuardedIo::with_stall_timeout(TokioIo::new(upgraded), config.stall_timeout),
+                Role::Server,
+                Some(config.codec()),
+            )
+            .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            None
+        }
+    }
 }
 
 impl fmt::Debug for WebSocketUpgrade {
@@ -89,20 +114,10 @@ impl WebSocketUpgrade {
     {
         let res = handshake::response(&self.handshake);
         let protocol = self.protocol().map(str::to_owned);
-        let (on_upgrade, codec) = (self.on_upgrade, self.config.codec());
-        let (close_timeout, stall_timeout) = (self.config.close_timeout, self.config.stall_timeout);
+        let (on_upgrade, config) = (self.on_upgrade, self.config);
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(
-                        GuardedIo::with_stall_timeout(TokioIo::new(upgraded), stall_timeout),
-                        Role::Server,
-                        Some(codec),
-                    )
-                    .await;
-                    f(WebSocket::new(ws, protocol, close_timeout)).await;
-                }
-                Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
+            if let Some(ws) = accept(on_upgrade, &config).await {
+                f(WebSocket::new(ws, protocol, config.close_timeout)).await;
             }
         });
         res
