@@ -292,7 +292,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 fn draining() -> BoxError {
     Reject::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry")
         .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-        .cause("drain")
+        .cause(crate::reason::Refusal::Drain)
         .into()
 }
 

@@ -61,7 +61,10 @@ pub(crate) fn inner_error(error: BoxError) -> Response<Bytes> {
         }
         Err(error) => {
             tracing::error!(%error, "push service failed");
-            observe::refused(StatusCode::INTERNAL_SERVER_ERROR, "inner");
+            observe::refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::reason::Refusal::Inner,
+            );
             rejection::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::from_static(b"internal server error"),
@@ -74,7 +77,7 @@ pub(crate) fn inner_error(error: BoxError) -> Response<Bytes> {
 /// refusal to answer instead (counted).
 pub(crate) fn read_cursor<B>(config: &ReadCursor, req: &mut Request<B>) -> Option<Response<Bytes>> {
     let reject = config.apply(req).err()?;
-    observe::refused(reject.status(), "cursor");
+    observe::refused(reject.status(), crate::reason::Refusal::Cursor);
     Some(reject.into_http_response())
 }
 

@@ -136,7 +136,7 @@ where
         match self.config.apply(&mut req) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(refusal) => {
-                crate::observe::refused(refusal.status(), "cursor");
+                crate::observe::refused(refusal.status(), crate::reason::Refusal::Cursor);
                 ResponseFuture::refused(refusal.into_http_response())
             }
         }

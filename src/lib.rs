@@ -119,6 +119,7 @@ pub mod last_event_id;
 pub mod observe;
 pub mod principal;
 mod push;
+mod reason;
 pub mod rejection;
 pub mod stream;
 mod sync;

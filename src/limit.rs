@@ -137,7 +137,7 @@ where
                 "too many connections; retry",
             )
             .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            .cause("limit");
+            .cause(crate::reason::Refusal::Limit);
             return Poll::Ready(Err(reject.into()));
         };
         let stream = std::task::ready!(future.poll(cx)).map_err(Into::into)?;

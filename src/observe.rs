@@ -62,6 +62,9 @@
 //! [`Principal`]: crate::principal::Principal
 
 #[cfg(transport)]
+use crate::reason::CloseReason;
+use crate::reason::Refusal;
+#[cfg(transport)]
 use crate::{event::Event, principal::Principal};
 #[cfg(transport)]
 use std::time::Instant;
@@ -211,7 +214,7 @@ pub(crate) struct Connection {
     opened: Instant,
     events: u64,
     bytes: u64,
-    reason: &'static str,
+    reason: CloseReason,
     #[cfg(feature = "metrics")]
     handles: Handles,
     /// Counted here, added to the shared counters every [`FLUSH_EVERY`] events and at close:
@@ -257,7 +260,7 @@ impl Connection {
             opened: Instant::now(),
             events: 0,
             bytes: 0,
-            reason: "client_gone",
+            reason: CloseReason::ClientGone,
             #[cfg(feature = "metrics")]
             handles,
             #[cfg(feature = "metrics")]
@@ -320,7 +323,7 @@ impl Connection {
     }
 
     /// Why the connection will close (the last call wins; default `client_gone`).
-    pub(crate) fn close_reason(&mut self, reason: &'static str) {
+    pub(crate) fn close_reason(&mut self, reason: CloseReason) {
         self.reason = reason;
     }
 }
@@ -331,7 +334,7 @@ impl Drop for Connection {
         let duration = self.opened.elapsed();
         self.span.in_scope(|| {
             tracing::info!(
-                reason = self.reason,
+                reason = self.reason.as_str(),
                 events = self.events,
                 bytes = self.bytes,
                 duration_ms = duration.as_millis() as u64,
@@ -344,7 +347,7 @@ impl Drop for Connection {
             // fall sees the connection's counts and its close.
             self.flush();
             let transport = self.transport;
-            metrics::counter!(CONNECTIONS_CLOSED, "transport" => transport, "reason" => self.reason)
+            metrics::counter!(CONNECTIONS_CLOSED, "transport" => transport, "reason" => self.reason.as_str())
                 .increment(1);
             metrics::histogram!(CONNECTION_DURATION, "transport" => transport)
                 .record(duration.as_secs_f64());
@@ -367,7 +370,8 @@ impl std::fmt::Debug for Connection {
 }
 
 /// A request refused with `status` before any stream, because of `cause`.
-pub(crate) fn refused(status: http::StatusCode, cause: &'static str) {
+pub(crate) fn refused(status: http::StatusCode, cause: Refusal) {
+    let cause = cause.as_str();
     tracing::debug!(status = status.as_u16(), cause, "push request refused");
     #[cfg(feature = "metrics")]
     metrics::counter!(REFUSALS, "status" => status.as_str().to_owned(), "cause" => cause)

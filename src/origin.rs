@@ -164,7 +164,7 @@ where
         match self.layer.check_all(req.headers()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(reject) => {
-                crate::observe::refused(reject.status(), "origin");
+                crate::observe::refused(reject.status(), crate::reason::Refusal::Origin);
                 ResponseFuture::refused(reject.into_http_response())
             }
         }

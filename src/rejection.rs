@@ -1,6 +1,7 @@
 //! Refusals: the responses tower-push answers instead of a stream, and [`Reject`], the error an
 //! inner service returns to refuse with a status of its choosing.
 
+use crate::reason::Refusal;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use std::{borrow::Cow, fmt};
@@ -25,7 +26,7 @@ pub struct Reject {
     message: Cow<'static, str>,
     header: Option<(HeaderName, HeaderValue)>,
     /// The refusal's cause in the metrics (`inner` for an application's own).
-    cause: &'static str,
+    cause: Refusal,
 }
 
 impl Reject {
@@ -35,7 +36,7 @@ impl Reject {
             status,
             message: message.into(),
             header: None,
-            cause: "inner",
+            cause: Refusal::Inner,
         }
     }
 
@@ -52,14 +53,14 @@ impl Reject {
         not(any(feature = "drain", feature = "limit", feature = "hub")),
         allow(dead_code)
     )]
-    pub(crate) fn cause(mut self, cause: &'static str) -> Self {
+    pub(crate) fn cause(mut self, cause: Refusal) -> Self {
         self.cause = cause;
         self
     }
 
     /// The refusal's cause, for the refusal counter.
     #[cfg(transport)]
-    pub(crate) fn get_cause(&self) -> &'static str {
+    pub(crate) fn get_cause(&self) -> Refusal {
         self.cause
     }
 

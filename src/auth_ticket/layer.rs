@@ -224,7 +224,7 @@ fn refusal(error: TicketError) -> Response<Bytes> {
         TicketError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     };
-    crate::observe::refused(status, "ticket");
+    crate::observe::refused(status, crate::reason::Refusal::Ticket);
     let mut res = rejection::text(status, Bytes::from(error.to_string()));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         res.headers_mut()

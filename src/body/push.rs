@@ -3,6 +3,7 @@ use crate::{
     event::Event,
     observe::Connection,
     push::{IntoPush, Push},
+    reason::CloseReason,
 };
 use bytes::Bytes;
 use futures_core::Stream;
@@ -173,19 +174,19 @@ where
                         Bytes::from_static(framing.heartbeat)
                     }
                     Some(Ok(Push::Shutdown)) => {
-                        connection.close_reason("drain");
+                        connection.close_reason(CloseReason::Drain);
                         *done = true;
                         return Poll::Ready(None);
                     }
                     Some(Err(error)) => {
                         let error: BoxError = error.into();
                         tracing::debug!(%error, "push stream failed; ending the SSE body");
-                        connection.close_reason("error");
+                        connection.close_reason(CloseReason::Error);
                         *done = true;
                         return Poll::Ready(None);
                     }
                     None => {
-                        connection.close_reason("stream_ended");
+                        connection.close_reason(CloseReason::StreamEnded);
                         *done = true;
                         return Poll::Ready(None);
                     }

@@ -55,7 +55,8 @@ pub fn check_access(extensions: &Extensions, topic: &str) -> Result<(), Reject> 
 pub(crate) fn check_name(topic: &str) -> Result<(), Reject> {
     check_topic(topic).map_err(|error| {
         let shown: String = topic.chars().take(80).collect();
-        Reject::new(StatusCode::BAD_REQUEST, format!("topic {shown:?}: {error}")).cause("topics")
+        Reject::new(StatusCode::BAD_REQUEST, format!("topic {shown:?}: {error}"))
+            .cause(crate::reason::Refusal::Topics)
     })
 }
 
@@ -76,5 +77,5 @@ pub(crate) fn check_grant(
         StatusCode::FORBIDDEN,
         format!("not allowed to subscribe to topic {topic:?}"),
     )
-    .cause("topics"))
+    .cause(crate::reason::Refusal::Topics))
 }

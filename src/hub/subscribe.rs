@@ -92,7 +92,7 @@ pub(crate) fn available<H: Hub>(hub: &H) -> Result<(), Reject> {
             "backbone unavailable; retry",
         )
         .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-        .cause("backbone")
+        .cause(crate::reason::Refusal::Backbone)
     })
 }
 

@@ -6,6 +6,7 @@ use crate::{
     json::json_string,
     observe::Connection,
     push::{IntoPush, Push},
+    reason::CloseReason,
     rejection,
 };
 use bytes::{Bytes, BytesMut};
@@ -254,13 +255,13 @@ impl Batch {
         let mut connection = self.connection.take();
         if let Some(connection) = &mut connection {
             connection.close_reason(if self.failed {
-                "error"
+                CloseReason::Error
             } else if self.shutdown {
-                "drain"
+                CloseReason::Drain
             } else if self.events == 0 && self.had_cursor && Instant::now() >= self.deadline {
-                "timeout"
+                CloseReason::Timeout
             } else {
-                "answered"
+                CloseReason::Answered
             });
         }
         if self.failed && self.events == 0 {

@@ -253,11 +253,17 @@ where
         let transport = match choose(&req) {
             Ok(transport) => transport,
             Err(NoTransport::Method) => {
-                observe::refused(http::StatusCode::METHOD_NOT_ALLOWED, "method");
+                observe::refused(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    crate::reason::Refusal::Method,
+                );
                 return ResponseFuture::ready(rejection::method_not_allowed("GET"));
             }
             Err(NoTransport::NotAcceptable) => {
-                observe::refused(http::StatusCode::NOT_ACCEPTABLE, "accept");
+                observe::refused(
+                    http::StatusCode::NOT_ACCEPTABLE,
+                    crate::reason::Refusal::Accept,
+                );
                 return ResponseFuture::ready(rejection::not_acceptable());
             }
         };

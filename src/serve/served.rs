@@ -212,7 +212,10 @@ where
         activity.started.fetch_add(1, Ordering::Relaxed);
         if let Some(why) = malformed_head(&req) {
             tracing::debug!(why, "malformed request head; answering 400");
-            crate::observe::refused(http::StatusCode::BAD_REQUEST, "malformed-head");
+            crate::observe::refused(
+                http::StatusCode::BAD_REQUEST,
+                crate::reason::Refusal::MalformedHead,
+            );
             // No body: the routes' body type is all the connection can send, and a `400`
             // with `Connection: close` says enough.
             let mut res = Response::new(());

@@ -12,6 +12,7 @@ use crate::{
     event::Event,
     observe::{self, Connection},
     push::{IntoPush, Push},
+    reason::CloseReason,
 };
 use futures_core::Stream;
 use futures_util::task::AtomicWaker;
@@ -40,7 +41,7 @@ enum End {
     Close(u16, &'static str),
     /// The peer closed, vanished or broke the connection, or missed a deadline: nothing more
     /// to send. The close reason for the connection's report.
-    Gone(&'static str),
+    Gone(CloseReason),
 }
 
 pub(crate) async fn run<St>(
@@ -61,11 +62,11 @@ pub(crate) async fn run<St>(
     connection.close_reason(match end {
         End::Gone(reason) => reason,
         End::Close(code, _) => match code {
-            close_code::NORMAL => "stream_ended",
-            close_code::RESTART => "drain",
-            close_code::TOO_BIG => "message_too_big",
-            close_code::INVALID | close_code::PROTOCOL => "protocol_error",
-            _ => "error",
+            close_code::NORMAL => CloseReason::StreamEnded,
+            close_code::RESTART => CloseReason::Drain,
+            close_code::TOO_BIG => CloseReason::MessageTooBig,
+            close_code::INVALID | close_code::PROTOCOL => CloseReason::ProtocolError,
+            _ => CloseReason::Error,
         },
     });
     if let End::Close(code, reason) = end {
@@ -108,7 +109,7 @@ where
                 // Any frame proves the peer alive.
                 pong_deadline = None;
                 match frame {
-                    None => return End::Gone("client_gone"),
+                    None => return End::Gone(CloseReason::ClientGone),
                     Some(Ok(tungstenite::Message::Text(text))) => {
                         forward(&mut inbound, Message::Text(text.as_str().to_owned())).await;
                     }
@@ -118,19 +119,19 @@ where
                     // The codec queued the Pong (RFC 6455 §5.5.2) or the Close reply: send it.
                     Some(Ok(tungstenite::Message::Ping(_))) => {
                         if ws.flush().await.is_err() {
-                            return End::Gone("client_gone");
+                            return End::Gone(CloseReason::ClientGone);
                         }
                     }
                     Some(Ok(tungstenite::Message::Close(_))) => {
                         let _ = ws.flush().await;
-                        return End::Gone("client_gone");
+                        return End::Gone(CloseReason::ClientGone);
                     }
                     Some(Ok(tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_))) => {}
                     Some(Err(error)) => {
                         tracing::debug!(%error, "websocket read failed");
                         return match close_code_for(&error) {
                             Some(code) => End::Close(code.into(), reason_for(code.into())),
-                            None => End::Gone("client_gone"),
+                            None => End::Gone(CloseReason::ClientGone),
                         };
                     }
                 }
@@ -173,16 +174,16 @@ where
                     () = &mut deadline, if pong_deadline.is_some() => {
                         tracing::debug!("no pong within the deadline while writing; dropping the websocket");
                         observe::pong_timeout();
-                        return End::Gone("pong_timeout");
+                        return End::Gone(CloseReason::PongTimeout);
                     }
                 };
                 if let Err(error) = written {
                     tracing::debug!(%error, "websocket write failed");
                     return End::Gone(match error {
                         tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                            "write_stalled"
+                            CloseReason::WriteStalled
                         }
-                        _ => "client_gone",
+                        _ => CloseReason::ClientGone,
                     });
                 }
                 if let Some(end) = end {
@@ -192,7 +193,7 @@ where
             () = &mut deadline, if pong_deadline.is_some() => {
                 tracing::debug!("no pong within the deadline; dropping the websocket");
                 observe::pong_timeout();
-                return End::Gone("pong_timeout");
+                return End::Gone(CloseReason::PongTimeout);
             }
         }
     }

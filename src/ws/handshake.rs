@@ -36,7 +36,7 @@ pub(crate) fn accept<B>(
     protocols: &[HeaderValue],
 ) -> Result<(Handshake, OnUpgrade), Reject> {
     let handshake = validate(req, protocols).inspect_err(|reject| {
-        crate::observe::refused(reject.status(), "handshake");
+        crate::observe::refused(reject.status(), crate::reason::Refusal::Handshake);
     })?;
     let on_upgrade = req.extensions_mut().remove::<OnUpgrade>().ok_or_else(|| {
         Reject::new(

@@ -192,7 +192,7 @@ impl<H: Hub> Topics<H> {
 }
 
 fn bad_request(message: String) -> Reject {
-    Reject::new(StatusCode::BAD_REQUEST, message).cause("topics")
+    Reject::new(StatusCode::BAD_REQUEST, message).cause(crate::reason::Refusal::Topics)
 }
 
 /// Every value of the query parameter `name`, percent-decoded.
