@@ -54,7 +54,7 @@ pub(crate) async fn run<St>(
     St: Stream,
     St::Item: IntoPush,
 {
-    let Some(mut ws) = super::upgrade::accept(on_upgrade, &config).await else {
+    let Some(mut ws) = super::socket::accept(on_upgrade, &config).await else {
         return;
     };
     let mut connection = Connection::open(span, "websocket");

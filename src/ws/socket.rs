@@ -1,18 +1,19 @@
 //! The raw WebSocket socket, its messages and the inbound handle.
 
-use super::close_code;
+use super::{close_code, config::Config};
+use crate::connection::GuardedIo;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use hyper::upgrade::Upgraded;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use std::{fmt, sync::Arc};
 use tokio::sync::{mpsc, Mutex};
 use tokio_tungstenite::{
-    tungstenite::{self, protocol::frame::coding::CloseCode, protocol::CloseFrame},
+    tungstenite::{self, protocol::frame::coding::CloseCode, protocol::CloseFrame, protocol::Role},
     WebSocketStream,
 };
 
-pub(crate) type Stream = WebSocketStream<crate::connection::GuardedIo<TokioIo<Upgraded>>>;
+pub(crate) type Stream = WebSocketStream<GuardedIo<TokioIo<Upgraded>>>;
 
 /// A data message received from or sent to a WebSocket client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,5 +214,25 @@ impl Inbound {
     /// Cancel-safe: a message is never lost when the future is dropped.
     pub async fn recv(&self) -> Option<Message> {
         self.rx.lock().await.recv().await
+    }
+}
+
+/// The server side of an upgraded connection: the upgrade awaited (a failure logged, `None`),
+/// the connection guarded by the stall timeout, and the codec configured. The one upgrade
+/// sequence of the raw API and the push transport alike.
+pub(crate) async fn accept(on_upgrade: OnUpgrade, config: &Config) -> Option<Stream> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                GuardedIo::with_stall_timeout(TokioIo::new(upgraded), config.stall_timeout),
+                Role::Server,
+                Some(config.codec()),
+            )
+            .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            None
+        }
     }
 }

@@ -1,17 +1,10 @@
 //! [`WebSocketUpgrade`]: the handshake for handlers that want the raw [`WebSocket`].
 
-use super::{
-    config::Config,
-    handshake,
-    service::WsLayer,
-    socket::{Stream as WsStream, WebSocket},
-};
-use crate::{connection::GuardedIo, rejection::Reject};
+use super::{config::Config, handshake, service::WsLayer, socket::WebSocket};
+use crate::rejection::Reject;
 use http::{Request, Response};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use std::{fmt, future::Future};
-use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 
 /// A validated WebSocket handshake, not yet answered; for handlers that drive the socket
 /// themselves (an echo server, a custom protocol). The stream-driven transport
@@ -42,26 +35,6 @@ pub struct WebSocketUpgrade {
     handshake: handshake::Handshake,
     on_upgrade: OnUpgrade,
     config: Config,
-}
-
-/// The server side of an upgraded connection: the upgrade awaited (a failure logged, `None`),
-/// the connection guarded by the stall timeout, and the codec configured. The one upgrade
-/// sequence of the raw API and the push transport alike.
-pub(crate) async fn accept(on_upgrade: OnUpgrade, config: &Config) -> Option<WsStream> {
-    match on_upgrade.await {
-        Ok(upgraded) => Some(
-            WebSocketStream::from_raw_socket(
-                GuardedIo::with_stall_timeout(TokioIo::new(upgraded), config.stall_timeout),
-                Role::Server,
-                Some(config.codec()),
-            )
-            .await,
-        ),
-        Err(error) => {
-            tracing::debug!(%error, "websocket upgrade failed");
-            None
-        }
-    }
 }
 
 impl fmt::Debug for WebSocketUpgrade {
@@ -116,7 +89,7 @@ impl WebSocketUpgrade {
         let protocol = self.protocol().map(str::to_owned);
         let (on_upgrade, config) = (self.on_upgrade, self.config);
         tokio::spawn(async move {
-            if let Some(ws) = accept(on_upgrade, &config).await {
+            if let Some(ws) = super::socket::accept(on_upgrade, &config).await {
                 f(WebSocket::new(ws, protocol, config.close_timeout)).await;
             }
         });
