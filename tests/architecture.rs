@@ -1,19 +1,30 @@
-//! The shape of `src/`: the import graph between its files has no cycle, transports and the
-//! hub never depend on a policy layer (nor policy layers on a transport), modules import from
-//! the module that defines a thing rather than from the crate root, and no file is too long
-//! to read whole.
-//!
-//! The graph is read from the source text: every `use` tree and every `crate::`, `super::`
-//! and `self::` path outside comments and test modules, resolved to the file that holds the
-//! named module (a `mod.rs` for a directory). A module's own `mod x;` declarations and its
-//! re-exports (`pub use`, which give users another path to a name) are not edges.
+//! The floor plan of `src/` (docs/ARCHITECTURE.md), checked on the code as `syn` parses it:
+//! every `use` tree and every `crate::`/`super::`/`self::` path outside test modules,
+//! resolved to the file of the module it names. A parent declaring or re-exporting its own
+//! children is not an edge; a re-export (`pub use`) is not a dependency of the module's code.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
 };
+use syn::visit::Visit;
 
-/// Top-level modules that are policy layers: optional layers on a request or a stream.
+/// The model: what everything else stands on; it imports only itself.
+const MODEL: &[&str] = &[
+    "error",
+    "event",
+    "cursor",
+    "rejection",
+    "push",
+    "reason",
+    "json",
+    "topic",
+    "principal",
+    "sync",
+];
+/// The transports.
+const TRANSPORTS: &[&str] = &["sse", "long_poll", "ws", "negotiate"];
+/// Policy layers: optional layers on a request or a stream.
 const POLICY: &[&str] = &[
     "origin",
     "auth_ticket",
@@ -22,14 +33,13 @@ const POLICY: &[&str] = &[
     "drain",
     "heartbeat",
 ];
-/// Top-level modules that are transports, and the hub.
-const TRANSPORTS_AND_HUB: &[&str] = &["sse", "long_poll", "ws", "negotiate", "hub"];
-
 /// The longest file allowed in `src/` and `examples/`.
 const MAX_LINES: usize = 600;
 
-/// A module path (`["ws", "driver"]`) and its file.
-fn modules(root: &Path) -> BTreeMap<Vec<String>, PathBuf> {
+type Module = Vec<String>;
+
+/// Every module of `src/` and its file (`["ws", "driver"]` -> `src/ws/driver.rs`).
+fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -37,306 +47,164 @@ fn modules(root: &Path) -> BTreeMap<Vec<String>, PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let rel = path.strip_prefix(root).unwrap();
-            let mut parts: Vec<String> = rel
-                .iter()
-                .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
-                .collect();
-            if parts.last().is_some_and(|l| l == "mod" || l == "lib") {
-                parts.pop();
-            }
-            out.insert(parts, path);
-        }
-    }
-    out
-}
-
-/// The source without its `#[cfg(test)]` modules: test code is not part of the graph (and
-/// `super` inside an inline module means the file itself).
-fn without_test_modules(src: &str) -> String {
-    let mut out = String::new();
-    let mut rest = src;
-    while let Some(at) = rest.find("#[cfg(test)]") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at..];
-        let Some(open) = after.find('{') else {
-            return out;
-        };
-        // Only a module: `#[cfg(test)] mod x { .. }` (or `mod x;`, kept as is).
-        let head = &after[..open];
-        if !head.contains("mod ") || head.contains(';') {
-            out.push_str("#[cfg(test)]");
-            rest = &after["#[cfg(test)]".len()..];
-            continue;
-        }
-        let mut depth = 0;
-        let mut end = after.len();
-        for (i, c) in after[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = open + i + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The source without comments, strings and char literals (their text is not code).
-fn code_of(src: &str) -> String {
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(b"//") {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if b[i..].starts_with(b"/*") {
-            let mut depth = 0;
-            while i < b.len() {
-                if b[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if b[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if b[i] == b'r' && (b[i..].starts_with(b"r\"") || b[i..].starts_with(b"r#")) {
-            // Raw string: r"..." or r#"..."#.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while j < b.len() && b[j] == b'#' {
-                hashes += 1;
-                j += 1;
-            }
-            if j < b.len() && b[j] == b'"' {
-                let close: Vec<u8> = std::iter::once(b'"')
-                    .chain(std::iter::repeat_n(b'#', hashes))
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let mut parts: Module = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
                     .collect();
-                j += 1;
-                while j < b.len() && !b[j..].starts_with(&close) {
-                    j += 1;
+                if parts.last().is_some_and(|l| l == "mod" || l == "lib") {
+                    parts.pop();
                 }
-                i = j + close.len();
-                out.push_str("\"\"");
-            } else {
-                out.push('r');
-                i += 1;
+                out.insert(parts, path);
             }
-        } else if b[i] == b'"' {
-            i += 1;
-            while i < b.len() && b[i] != b'"' {
-                if b[i] == b'\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
-            out.push_str("\"\"");
-        } else if b[i] == b'\'' && i + 2 < b.len() && (b[i + 2] == b'\'' || b[i + 1] == b'\\') {
-            // A char literal ('x' or '\n'), not a lifetime.
-            let mut j = i + 1;
-            if b[j] == b'\\' {
-                j += 1;
-            }
-            while j < b.len() && b[j] != b'\'' {
-                j += 1;
-            }
-            i = j + 1;
-            out.push_str("' '");
+        }
+    }
+    out
+}
+
+/// The paths a file's code names, and the crate paths it re-exports with `pub use`.
+#[derive(Default)]
+struct Paths {
+    used: Vec<Vec<String>>,
+    reexported: Vec<Vec<String>>,
+}
+
+fn is_test_module(item: &syn::ItemMod) -> bool {
+    item.attrs.iter().any(|a| {
+        a.path().is_ident("cfg")
+            && a.meta
+                .require_list()
+                .is_ok_and(|l| l.tokens.to_string() == "test")
+    })
+}
+
+fn flatten(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            flatten(&p.tree, prefix, out);
+            prefix.pop();
+        }
+        syn::UseTree::Name(n) => out.push([prefix.clone(), vec![n.ident.to_string()]].concat()),
+        syn::UseTree::Rename(r) => out.push([prefix.clone(), vec![r.ident.to_string()]].concat()),
+        syn::UseTree::Glob(_) => out.push(prefix.clone()),
+        syn::UseTree::Group(g) => g.items.iter().for_each(|t| flatten(t, prefix, out)),
+    }
+}
+
+impl<'ast> Visit<'ast> for Paths {
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if !is_test_module(item) {
+            syn::visit::visit_item_mod(self, item);
+        }
+    }
+
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        let mut paths = Vec::new();
+        flatten(&item.tree, &mut Vec::new(), &mut paths);
+        if matches!(item.vis, syn::Visibility::Public(_)) {
+            self.reexported.extend(paths);
+        } else if !matches!(item.vis, syn::Visibility::Inherited) {
+            // `pub(crate) use`: another path inside the crate, not a dependency of the code.
         } else {
-            out.push(b[i] as char);
-            i += 1;
+            self.used.extend(paths);
         }
     }
-    out
-}
 
-/// Every path a `use` tree names, flattened: `crate::{a, b::{c, d}}` gives `crate::a`,
-/// `crate::b::c`, `crate::b::d`.
-fn flatten_use(tree: &str, prefix: &str, out: &mut Vec<String>) {
-    let tree = tree.trim();
-    if let Some(open) = tree.find('{') {
-        let head = tree[..open].trim().trim_end_matches("::");
-        let close = tree.rfind('}').unwrap();
-        let inner = &tree[open + 1..close];
-        let prefix = join(prefix, head);
-        let mut depth = 0;
-        let mut start = 0;
-        for (i, c) in inner.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                ',' if depth == 0 => {
-                    flatten_use(&inner[start..i], &prefix, out);
-                    start = i + 1;
-                }
-                _ => {}
-            }
+    // `pub(crate)`, `pub(super)`: a visibility, not an import.
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        if segments
+            .first()
+            .is_some_and(|s| s == "crate" || s == "super" || s == "self")
+        {
+            self.used.push(segments);
         }
-        flatten_use(&inner[start..], &prefix, out);
-    } else if !tree.is_empty() {
-        let path = tree.split(" as ").next().unwrap().trim();
-        out.push(join(prefix, path));
+        syn::visit::visit_path(self, path);
     }
 }
 
-fn join(prefix: &str, path: &str) -> String {
-    match (prefix.is_empty(), path.is_empty()) {
-        (true, _) => path.to_owned(),
-        (_, true) => prefix.to_owned(),
-        _ => format!("{prefix}::{path}"),
-    }
-}
-
-/// The code without its re-exports (`pub use ..;`, `pub(crate) use ..;`): they give another
-/// path to a name for the module's users, not something the module's own code depends on.
-fn without_reexports(code: &str) -> String {
-    let mut out = String::new();
-    let mut rest = code;
-    loop {
-        let next = ["pub use ", "pub(crate) use ", "pub(super) use "]
-            .iter()
-            .filter_map(|p| rest.find(p))
-            .min();
-        let Some(at) = next else { break };
-        out.push_str(&rest[..at]);
-        let end = rest[at..].find(';').map_or(rest.len(), |e| at + e + 1);
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The paths a file names: its `use` trees, and `crate::`/`super::`/`self::` paths in code.
-fn paths_in(code: &str) -> Vec<String> {
-    let code = &without_reexports(code);
-    let mut out = Vec::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find("use ") {
-        let before = rest[..at].chars().last();
-        rest = &rest[at + 4..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let end = rest.find(';').unwrap_or(rest.len());
-        flatten_use(&rest[..end], "", &mut out);
-        rest = &rest[end..];
-    }
-    let bytes = code.as_bytes();
-    for start in ["crate::", "super::", "self::"] {
-        let mut from = 0;
-        while let Some(at) = code[from..].find(start) {
-            let at = from + at;
-            from = at + start.len();
-            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
-                continue;
-            }
-            let end = code[at..]
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .map_or(code.len(), |e| at + e);
-            let path = code[at..end].trim_end_matches(':');
-            // A bare `crate::{..}` is a use tree, read above.
-            if path.contains("::") {
-                out.push(path.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// The module file a path leads into: the longest prefix that is a module.
-fn resolve(
-    path: &str,
-    here: &[String],
-    is_dir_module: bool,
-    mods: &BTreeMap<Vec<String>, PathBuf>,
-) -> Option<Vec<String>> {
-    let mut parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
-    let mut base: Vec<String> = match parts.first().copied() {
-        Some("crate") => {
-            parts.remove(0);
-            Vec::new()
-        }
-        Some("super") | Some("self") => {
-            // `self` of a file `a/b.rs` is `a::b`; its `super` is `a` (for `a/mod.rs`,
-            // `self` is `a` and `super` is the crate).
-            let mut base = here.to_vec();
-            while let Some(&p) = parts.first() {
-                match p {
-                    "self" => {}
-                    "super" => {
-                        base.pop();
-                    }
-                    _ => break,
-                }
-                parts.remove(0);
-            }
-            let _ = is_dir_module;
-            base
-        }
+/// The module a path leads into: the longest prefix that is a module.
+fn resolve(path: &[String], here: &Module, mods: &BTreeMap<Module, PathBuf>) -> Option<Module> {
+    let mut base: Module = match path.first().map(String::as_str) {
+        Some("crate") => Vec::new(),
+        Some("super" | "self") => here.clone(),
         _ => return None,
     };
+    let mut rest = &path[..];
+    if rest[0] == "crate" {
+        rest = &rest[1..];
+    }
+    while let Some(first) = rest.first() {
+        match first.as_str() {
+            "self" => {}
+            "super" => {
+                base.pop();
+            }
+            _ => break,
+        }
+        rest = &rest[1..];
+    }
     let mut best = base.clone();
-    for p in parts {
-        base.push(p.to_owned());
-        if mods.contains_key(&base) {
-            best = base.clone();
-        } else {
+    for part in rest {
+        base.push(part.clone());
+        if !mods.contains_key(&base) {
             break;
         }
+        best = base.clone();
     }
     Some(best)
 }
 
-fn graph() -> (
-    BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-    Vec<(Vec<String>, String)>,
-) {
+struct Graph {
+    edges: BTreeMap<Module, BTreeSet<Module>>,
+    /// (module, what it re-exports with `pub use`, resolved).
+    reexports: Vec<(Module, Module, String)>,
+}
+
+fn graph() -> Graph {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mods = modules(&root);
-    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
-    let mut root_imports = Vec::new();
+    let mut graph = Graph {
+        edges: BTreeMap::new(),
+        reexports: Vec::new(),
+    };
     for (module, file) in &mods {
-        let code = without_test_modules(&code_of(&std::fs::read_to_string(file).unwrap()));
-        let is_dir = file.ends_with("mod.rs") || file.ends_with("lib.rs");
-        for path in paths_in(&code) {
-            let Some(target) = resolve(&path, module, is_dir, &mods) else {
+        let Some(source) = std::fs::read_to_string(file)
+            .ok()
+            .filter(|_| file.extension().is_some_and(|e| e == "rs"))
+        else {
+            continue;
+        };
+        let parsed = syn::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut paths = Paths::default();
+        paths.visit_file(&parsed);
+        for path in &paths.used {
+            let Some(target) = resolve(path, module, &mods) else {
                 continue;
             };
-            // A parent re-exporting or declaring its children is not a dependency loop.
-            if target.starts_with(module) && target.len() > module.len() && is_dir {
-                continue;
+            // A parent naming its own children is no dependency loop.
+            if target != *module && !target.starts_with(module) {
+                graph
+                    .edges
+                    .entry(module.clone())
+                    .or_default()
+                    .insert(target);
             }
-            if target.is_empty() && !module.is_empty() && module[0] != "test_helpers" {
-                root_imports.push((module.clone(), path.clone()));
-            }
-            if &target != module {
-                edges.entry(module.clone()).or_default().insert(target);
+        }
+        for path in &paths.reexported {
+            if let Some(target) = resolve(path, module, &mods) {
+                graph
+                    .reexports
+                    .push((module.clone(), target, path.join("::")));
             }
         }
     }
-    (edges, root_imports)
+    graph
 }
 
 fn name(m: &[String]) -> String {
@@ -347,26 +215,25 @@ fn name(m: &[String]) -> String {
     }
 }
 
+fn top(m: &[String]) -> &str {
+    m.first().map_or("", String::as_str)
+}
+
 #[test]
 fn the_import_graph_of_src_has_no_cycle() {
-    let (edges, _) = graph();
-    // Depth-first search for a back edge; report the cycle found.
+    let graph = graph();
     fn visit(
-        node: &Vec<String>,
-        edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-        stack: &mut Vec<Vec<String>>,
-        done: &mut BTreeSet<Vec<String>>,
+        node: &Module,
+        edges: &BTreeMap<Module, BTreeSet<Module>>,
+        stack: &mut Vec<Module>,
+        done: &mut BTreeSet<Module>,
         cycles: &mut Vec<String>,
     ) {
         if done.contains(node) {
             return;
         }
         if let Some(at) = stack.iter().position(|n| n == node) {
-            let cycle: Vec<String> = stack[at..]
-                .iter()
-                .chain(std::iter::once(node))
-                .map(|n| name(n))
-                .collect();
+            let cycle: Vec<String> = stack[at..].iter().chain([node]).map(|n| name(n)).collect();
             cycles.push(cycle.join(" -> "));
             return;
         }
@@ -377,51 +244,65 @@ fn the_import_graph_of_src_has_no_cycle() {
         stack.pop();
         done.insert(node.clone());
     }
-    let mut cycles = Vec::new();
-    let mut done = BTreeSet::new();
-    for node in edges.keys() {
-        visit(node, &edges, &mut Vec::new(), &mut done, &mut cycles);
+    let (mut cycles, mut done) = (Vec::new(), BTreeSet::new());
+    for node in graph.edges.keys() {
+        visit(node, &graph.edges, &mut Vec::new(), &mut done, &mut cycles);
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
 
+/// The floors: the model imports only the model; no hub module imports a transport or a
+/// policy layer; transports import no policy layer, and policy layers no transport.
 #[test]
-fn transports_and_the_hub_never_import_a_policy_layer_nor_the_reverse() {
-    let (edges, _) = graph();
+fn each_floor_imports_only_the_floors_below_it() {
+    let graph = graph();
     let mut wrong = Vec::new();
-    for (from, tos) in &edges {
-        let Some(from_top) = from.first() else {
-            continue;
-        };
+    for (from, tos) in &graph.edges {
         for to in tos {
-            let Some(to_top) = to.first() else { continue };
-            let down = TRANSPORTS_AND_HUB.contains(&from_top.as_str())
-                && POLICY.contains(&to_top.as_str());
-            // A policy layer may use the hub (the Redis ticket store shares its connection),
-            // never a transport.
-            let up = POLICY.contains(&from_top.as_str())
-                && TRANSPORTS_AND_HUB.contains(&to_top.as_str())
-                && to_top != "hub";
-            if down || up {
+            let (f, t) = (top(from), top(to));
+            let broken = (MODEL.contains(&f) && !MODEL.contains(&t))
+                || (f == "hub" && (TRANSPORTS.contains(&t) || POLICY.contains(&t)))
+                || (TRANSPORTS.contains(&f) && POLICY.contains(&t))
+                || (POLICY.contains(&f) && TRANSPORTS.contains(&t));
+            if broken {
                 wrong.push(format!("{} -> {}", name(from), name(to)));
             }
         }
     }
-    assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+    assert!(wrong.is_empty(), "floor plan broken:\n{}", wrong.join("\n"));
 }
 
+/// Code imports from the module that defines a thing, never from the crate root.
 #[test]
 fn modules_import_from_the_defining_module_not_the_crate_root() {
-    let (_, root_imports) = graph();
-    let wrong: Vec<String> = root_imports
+    let graph = graph();
+    let wrong: Vec<String> = graph
+        .edges
         .iter()
-        .map(|(m, p)| format!("{} uses {p}", name(m)))
+        .filter(|(from, tos)| {
+            !from.is_empty() && top(from) != "test_helpers" && tos.iter().any(Vec::is_empty)
+        })
+        .map(|(from, _)| name(from))
         .collect();
     assert!(
         wrong.is_empty(),
-        "crate-root imports:\n{}",
+        "crate-root imports in:\n{}",
         wrong.join("\n")
     );
+}
+
+/// One public path per item: only the crate root re-exports across modules; a module
+/// re-exports its own children only.
+#[test]
+fn each_public_item_has_one_path() {
+    let graph = graph();
+    let wrong: Vec<String> = graph
+        .reexports
+        .iter()
+        .filter(|(from, to, _)| !from.is_empty() && !to.starts_with(from))
+        .map(|(from, _, path)| format!("{} re-exports {path}", name(from)))
+        .collect();
+    assert!(wrong.is_empty(), "second paths:\n{}", wrong.join("\n"));
 }
 
 #[test]
@@ -449,19 +330,22 @@ fn no_file_is_too_long_to_read_whole() {
     );
 }
 
-/// The checker finds what it claims to find, on made-up sources.
+/// The checker sees what it claims to, on a made-up source.
 #[test]
-fn the_checker_sees_use_trees_and_paths_but_not_comments_or_strings() {
-    let code = code_of(
-        "use crate::{a, b::{c, d as e}};\n// use crate::commented;\n/* crate::block */\n\
-         pub use crate::reexported::Name;\n\
-         fn f() { let s = \"crate::in_string\"; super::sibling::g(); crate::x::y(); }",
-    );
-    let mut paths = paths_in(&code);
-    paths.sort();
-    paths.dedup();
+fn the_checker_sees_use_trees_and_paths_but_not_tests_or_reexports() {
+    let file = syn::parse_file(
+        "use crate::{a, b::{c, d as e}};\n/// crate::in_doc\npub use crate::reexported::Name;\n\
+         fn f() { let s = \"crate::in_string\"; super::sibling::g(); crate::x::y(); }\n\
+         #[cfg(test)] mod tests { use crate::only_tests; }",
+    )
+    .unwrap();
+    let mut paths = Paths::default();
+    paths.visit_file(&file);
+    let mut used: Vec<String> = paths.used.iter().map(|p| p.join("::")).collect();
+    used.sort();
+    used.dedup();
     assert_eq!(
-        paths,
+        used,
         [
             "crate::a",
             "crate::b::c",
@@ -470,4 +354,5 @@ fn the_checker_sees_use_trees_and_paths_but_not_comments_or_strings() {
             "super::sibling::g"
         ]
     );
+    assert_eq!(paths.reexported, [["crate", "reexported", "Name"]]);
 }
