@@ -80,7 +80,7 @@ async fn run<P: Hub, H: Hub>(publisher: P, hubs: Vec<H>) -> (Duration, Duration)
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(SUBSCRIBERS * EVENTS)));
     let mut tasks = Vec::new();
     for i in 0..SUBSCRIBERS {
-        let mut sub = hubs[i % hubs.len()].subscribe("bench", None);
+        let mut sub = hubs[i % hubs.len()].subscribe("bench", tower_push::cursor::StartAt::Now);
         let latencies = latencies.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::with_capacity(EVENTS);

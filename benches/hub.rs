@@ -45,7 +45,9 @@ fn fan_out(c: &mut Criterion) {
     group.bench_function("tower-push MemoryHub", |b| {
         use tower_push::hub::Hub as _;
         let hub = MemoryHub::builder().buffer(16).build();
-        let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| hub.subscribe("t", None)).collect();
+        let mut subs: Vec<_> = (0..SUBSCRIBERS)
+            .map(|_| hub.subscribe("t", tower_push::cursor::StartAt::Now))
+            .collect();
         for sub in &mut subs {
             poll_one(sub); // the position event
         }
@@ -93,7 +95,9 @@ fn fan_out_parked(c: &mut Criterion) {
     group.bench_function("tower-push MemoryHub", |b| {
         use tower_push::hub::Hub as _;
         let hub = MemoryHub::builder().buffer(16).build();
-        let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| hub.subscribe("t", None)).collect();
+        let mut subs: Vec<_> = (0..SUBSCRIBERS)
+            .map(|_| hub.subscribe("t", tower_push::cursor::StartAt::Now))
+            .collect();
         for sub in &mut subs {
             poll_one(sub);
             park(sub);
@@ -174,7 +178,9 @@ fn topics_fan_out(c: &mut Criterion) {
 
     group.bench_function("Subscribe, 1 topic", |b| {
         let hub = MemoryHub::builder().buffer(16).build();
-        let subs: Vec<_> = (0..SUBS).map(|_| hub.subscribe("t0", None)).collect();
+        let subs: Vec<_> = (0..SUBS)
+            .map(|_| hub.subscribe("t0", tower_push::cursor::StartAt::Now))
+            .collect();
         run(b, &hub, subs, &["t0"], &data);
     });
     group.bench_function("Topics, 1 topic", |b| {

@@ -95,6 +95,147 @@ impl AsRef<str> for Cursor {
     }
 }
 
+/// Where a subscription starts: what [`Hub::subscribe`](crate::hub::Hub::subscribe) takes. A
+/// client's cursor is parsed once, at the edge ([`StartAt::parse`]); one that is not a cursor
+/// at all is refused there (`400`), and a hub only ever sees a parsed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StartAt {
+    /// From now: the events published after the subscription (no cursor).
+    Now,
+    /// After the event a cursor names.
+    After(ParsedCursor),
+    /// The client has a cursor, but it does not place this topic (a multi-topic cursor without
+    /// the topic's entry): the subscription starts with `reset` (`invalid`), so the client
+    /// learns it may have missed events.
+    Unplaced,
+}
+
+impl StartAt {
+    /// The start for a client's cursor: [`Now`](StartAt::Now) without one.
+    ///
+    /// # Errors
+    ///
+    /// When `cursor` is not a cursor at all (see [`ParsedCursor::parse`]).
+    pub fn parse(cursor: Option<&str>) -> Result<Self, CursorError> {
+        match cursor {
+            None => Ok(Self::Now),
+            Some(cursor) => ParsedCursor::parse(cursor).map(Self::After),
+        }
+    }
+}
+
+/// The longest epoch a cursor may carry.
+const MAX_EPOCH: usize = 16;
+
+/// A cursor, parsed: an epoch (1 to 16 ASCII letters and digits, a hub instance's or a
+/// stream's incarnation) and an offset in it. Two shapes: `epoch-N` ([`Offset::Seq`], the
+/// in-memory and NATS hubs) and `epoch.N-M` ([`Offset::Pair`], Redis stream ids). Digits only,
+/// no sign, each fitting a `u64`. Which shape and epoch a hub can place is the hub's business:
+/// anything else it answers with `reset`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParsedCursor {
+    epoch: [u8; MAX_EPOCH],
+    epoch_len: u8,
+    offset: Offset,
+}
+
+/// The offset of a [`ParsedCursor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Offset {
+    /// `epoch-N`.
+    Seq(u64),
+    /// `epoch.N-M`.
+    Pair(u64, u64),
+}
+
+/// Why a string is not a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorError(&'static str);
+
+impl fmt::Display for CursorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a cursor: {}", self.0)
+    }
+}
+
+impl std::error::Error for CursorError {}
+
+/// `400 Bad Request` (counted as a `cursor` refusal), so a handler can `?` a
+/// [`StartAt::parse`].
+impl From<CursorError> for Reject {
+    fn from(error: CursorError) -> Self {
+        Reject::new(StatusCode::BAD_REQUEST, error.to_string())
+            .cause(crate::reason::Refusal::Cursor)
+    }
+}
+
+/// An offset: ASCII digits only (no sign, no space), fitting a `u64`.
+pub(crate) fn parse_offset(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+impl ParsedCursor {
+    /// Parses `cursor`.
+    ///
+    /// # Errors
+    ///
+    /// When it has no epoch of 1 to 16 letters and digits, or its offset is not `-N` or
+    /// `.N-M` in digits.
+    pub fn parse(cursor: &str) -> Result<Self, CursorError> {
+        let at = cursor.find(['-', '.']).ok_or(CursorError("no offset"))?;
+        let (epoch, rest) = cursor.split_at(at);
+        if epoch.is_empty()
+            || epoch.len() > MAX_EPOCH
+            || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(CursorError("the epoch is not 1 to 16 letters and digits"));
+        }
+        let bad_offset = CursorError("the offset is not digits");
+        let offset = match rest.split_at(1) {
+            ("-", n) => Offset::Seq(parse_offset(n).ok_or(bad_offset)?),
+            (_, pair) => {
+                let (n, m) = pair
+                    .split_once('-')
+                    .ok_or(CursorError("no `-` in the offset"))?;
+                Offset::Pair(
+                    parse_offset(n).ok_or(bad_offset.clone())?,
+                    parse_offset(m).ok_or(bad_offset)?,
+                )
+            }
+        };
+        let mut bytes = [0; MAX_EPOCH];
+        bytes[..epoch.len()].copy_from_slice(epoch.as_bytes());
+        Ok(Self {
+            epoch: bytes,
+            epoch_len: epoch.len() as u8,
+            offset,
+        })
+    }
+
+    /// The epoch.
+    pub fn epoch(&self) -> &str {
+        std::str::from_utf8(&self.epoch[..usize::from(self.epoch_len)])
+            .expect("the epoch is ASCII letters and digits")
+    }
+
+    /// The offset.
+    pub fn offset(&self) -> Offset {
+        self.offset
+    }
+}
+
+impl fmt::Debug for ParsedCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedCursor")
+            .field("epoch", &self.epoch())
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
 /// The header a reconnecting `EventSource` sends.
 pub const LAST_EVENT_ID: &str = "last-event-id";
 

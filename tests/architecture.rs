@@ -135,7 +135,7 @@ fn resolve(path: &[String], here: &Module, mods: &BTreeMap<Module, PathBuf>) -> 
         Some("super" | "self") => here.clone(),
         _ => return None,
     };
-    let mut rest = &path[..];
+    let mut rest = path;
     if rest[0] == "crate" {
         rest = &rest[1..];
     }

@@ -52,7 +52,7 @@ fn seen_then_room(
 ) -> impl tower::Service<
     Request<Incoming>,
     Response = impl futures_core::Stream<Item = Event> + Send + 'static,
-    Error = Infallible,
+    Error = tower_push::Reject,
     Future: Send,
 > + Clone
        + Send
@@ -70,8 +70,8 @@ fn seen_then_room(
                 .extensions()
                 .get::<LastEventId>()
                 .map(|c| c.as_str().to_owned());
-            let room = hub.subscribe("room", from.as_deref());
-            Ok::<_, Infallible>(tokio_stream::iter([seen]).chain(room))
+            let room = hub.subscribe("room", tower_push::cursor::StartAt::parse(from.as_deref())?);
+            Ok::<_, tower_push::Reject>(tokio_stream::iter([seen]).chain(room))
         }
     })
 }

@@ -80,6 +80,7 @@ async fn app(hub: &MemoryHub, tickets: &Tickets) -> SocketAddr {
                 .extensions
                 .get::<LastEventId>()
                 .map(LastEventId::as_str);
+            let from = tower_push::cursor::StartAt::parse(from)?;
             Ok::<_, Reject>(hub.subscribe(&topic, from))
         }
     });

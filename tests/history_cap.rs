@@ -29,7 +29,7 @@ async fn a_flood_of_large_events_keeps_history_within_its_byte_budget() {
         .publish("lobby", Event::new().data("before the flood"))
         .await
         .unwrap();
-    let mut live = hub.subscribe("lobby", None);
+    let mut live = hub.subscribe("lobby", tower_push::cursor::StartAt::Now);
     support::within(live.next()).await.unwrap(); // position
     let before = rss();
     let payload = "p".repeat(8_000);
@@ -61,7 +61,10 @@ async fn a_flood_of_large_events_keeps_history_within_its_byte_budget() {
     }
     // The lobby's first event was among the oldest: resuming from before it is a reset.
     let (epoch, _) = lobby.as_str().split_once('-').unwrap();
-    let mut resumed = hub.subscribe("lobby", Some(&format!("{epoch}-0")));
+    let mut resumed = hub.subscribe(
+        "lobby",
+        tower_push::cursor::StartAt::parse(Some(&format!("{epoch}-0"))).unwrap(),
+    );
     let first = support::within(resumed.next()).await.unwrap();
     assert_eq!(first.get_event(), Some(RESET_EVENT));
     assert!(first.get_data().unwrap().contains("expired"), "{first:?}");

@@ -47,8 +47,8 @@ async fn memory_concurrent_publishers_and_joining_subscribers() {
 async fn stalled_subscriber_is_bounded_then_catches_up_from_history() {
     const BUFFER: usize = 8;
     let hub = MemoryHub::builder().history(1_000).buffer(BUFFER).build();
-    let mut stalled = hub.subscribe("t", None);
-    let mut active = hub.subscribe("t", None);
+    let mut stalled = hub.subscribe("t", tower_push::cursor::StartAt::Now);
+    let mut active = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     next(&mut stalled).await;
     next(&mut active).await;
     for i in 0..500 {
@@ -71,7 +71,7 @@ async fn stalled_subscriber_is_bounded_then_catches_up_from_history() {
 #[tokio::test]
 async fn stalled_past_history_gets_reset_then_live() {
     let hub = MemoryHub::builder().history(50).buffer(8).build();
-    let mut stalled = hub.subscribe("t", None);
+    let mut stalled = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     next(&mut stalled).await;
     for i in 0..200 {
         hub.publish_now("t", Event::new().data(i.to_string()))
@@ -91,7 +91,9 @@ async fn stalled_past_history_gets_reset_then_live() {
 #[tokio::test]
 async fn dropped_subscriptions_are_unregistered() {
     let hub = MemoryHub::new();
-    let subs: Vec<_> = (0..10).map(|_| hub.subscribe("t", None)).collect();
+    let subs: Vec<_> = (0..10)
+        .map(|_| hub.subscribe("t", tower_push::cursor::StartAt::Now))
+        .collect();
     assert_eq!(hub.topic_stats("t").unwrap().subscribers, 10);
     drop(subs);
     assert_eq!(hub.topic_stats("t").unwrap().subscribers, 0);

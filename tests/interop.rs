@@ -5,7 +5,6 @@
 mod support;
 
 use hyper::body::Incoming;
-use std::convert::Infallible;
 use support::*;
 use tower::service_fn;
 use tower_push::{
@@ -39,7 +38,8 @@ async fn python_websockets_client_talks_to_the_endpoint() {
                     .extensions()
                     .get::<LastEventId>()
                     .map(|c| c.as_str().to_owned());
-                Ok::<_, Infallible>(hub.subscribe("room", from.as_deref()))
+                let from = tower_push::cursor::StartAt::parse(from.as_deref())?;
+                Ok::<_, tower_push::Reject>(hub.subscribe("room", from))
             }
         },
     )))

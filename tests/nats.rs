@@ -155,7 +155,7 @@ async fn any_topic_name_has_its_own_subject() {
     let topics = ["room.lobby", "room_2Elobby", "a b", "*", ">", "é", ""];
     let mut subs = Vec::new();
     for topic in topics {
-        let mut sub = hub.subscribe(topic, None);
+        let mut sub = hub.subscribe(topic, tower_push::cursor::StartAt::Now);
         hub_suite::next(&mut sub).await;
         subs.push(sub);
     }
@@ -485,7 +485,7 @@ async fn nats_a_damaged_composite_resets_what_it_cannot_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_deleted_unread_is_a_reset() {
     let (proxy, hub, publisher, _cleanup) = proxied_hub().await;
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     hub_suite::next(&mut sub).await; // position
     hub_suite::settle().await;
     publisher
@@ -560,7 +560,11 @@ async fn a_cursor_of_a_wiped_history_resets() {
         (first, sub)
     };
     // Back before anything was published again.
-    let (first, _) = first_reset(hub.subscribe("room", Some(&old))).await;
+    let (first, _) = first_reset(hub.subscribe(
+        "room",
+        tower_push::cursor::StartAt::parse(Some(&old)).unwrap(),
+    ))
+    .await;
     assert_eq!(
         first.get_event(),
         Some(tower_push::hub::RESET_EVENT),
@@ -584,7 +588,11 @@ async fn a_cursor_of_a_wiped_history_resets() {
         }
     }
     assert_eq!(published, 6, "publishing works again after the restart");
-    let (first, _) = first_reset(hub.subscribe("room", Some(&old))).await;
+    let (first, _) = first_reset(hub.subscribe(
+        "room",
+        tower_push::cursor::StartAt::parse(Some(&old)).unwrap(),
+    ))
+    .await;
     assert_eq!(
         first.get_event(),
         Some(tower_push::hub::RESET_EVENT),

@@ -119,19 +119,38 @@ proptest! {
         prop_assert_eq!(json["id"].as_str(), event.get_id());
     }
 
-    /// Any cursor a client sends: the subscription starts with a position or a `reset`,
-    /// never a panic or a silent start.
+    /// Any cursor a client sends is refused at the edge (not a cursor at all), or starts the
+    /// subscription with a position or a `reset`: never a panic or a silent start.
     #[test]
     fn any_cursor_starts_with_a_position_or_a_reset(cursor in text()) {
+        let Ok(start) = tower_push::cursor::StartAt::parse(Some(&cursor)) else {
+            return Ok(());
+        };
         let hub = MemoryHub::new();
         hub.publish_now("room", Event::new().data("one")).unwrap();
-        let first = runtime().block_on(async {
-            hub.subscribe("room", Some(&cursor)).next().await.unwrap()
-        });
+        let first = runtime().block_on(async { hub.subscribe("room", start).next().await.unwrap() });
         prop_assert!(
             first.is_cursor_only() || first.get_event() == Some("reset"),
             "{first:?}"
         );
+    }
+
+    /// Cursors parse back to what they say: any epoch of 1 to 16 letters and digits and any
+    /// offsets, in both shapes.
+    #[test]
+    fn cursors_parse_to_their_epoch_and_offset(
+        epoch in "[A-Za-z0-9]{1,16}",
+        n in any::<u64>(),
+        m in any::<u64>(),
+    ) {
+        use tower_push::cursor::{Offset, ParsedCursor};
+        let seq = ParsedCursor::parse(&format!("{epoch}-{n}")).unwrap();
+        prop_assert_eq!((seq.epoch(), seq.offset()), (epoch.as_str(), Offset::Seq(n)));
+        let pair = ParsedCursor::parse(&format!("{epoch}.{n}-{m}")).unwrap();
+        prop_assert_eq!((pair.epoch(), pair.offset()), (epoch.as_str(), Offset::Pair(n, m)));
+        let (signed, trailing) = (format!("{epoch}-+{n}"), format!("{epoch}-{n}x"));
+        prop_assert!(ParsedCursor::parse(&signed).is_err());
+        prop_assert!(ParsedCursor::parse(&trailing).is_err());
     }
 
     /// Any ticket string, and any bytes behind a well-formed base64 envelope, are refused

@@ -111,7 +111,7 @@ async fn idle_topics_expire_from_redis() {
         .await
         .unwrap();
     hub.publish("gone", Event::new().data("x")).await.unwrap();
-    let mut kept = hub.subscribe("kept", None);
+    let mut kept = hub.subscribe("kept", tower_push::cursor::StartAt::Now);
     hub_suite::next(&mut kept).await;
     hub.publish("kept", Event::new().data("y")).await.unwrap();
     let client = redis::Client::open(redis_url()).unwrap();
@@ -163,7 +163,10 @@ async fn history_trimmed_past_the_cursor_resets() {
             .await
             .unwrap();
     }
-    let mut sub = hub.subscribe("t", Some(first.as_str()));
+    let mut sub = hub.subscribe(
+        "t",
+        tower_push::cursor::StartAt::parse(Some(first.as_str())).unwrap(),
+    );
     let reset = hub_suite::next(&mut sub).await;
     assert_eq!(reset.get_event(), Some("reset"));
     let data: Value = serde_json::from_str(reset.get_data().unwrap()).unwrap();
@@ -468,7 +471,7 @@ async fn an_event_published_before_the_subscribe_lands_is_delivered() {
     let publisher = hub_at(&redis_url(), &prefix).await;
     for round in 0..3 {
         let topic = format!("t{round}");
-        let mut sub = hub.subscribe(&topic, None);
+        let mut sub = hub.subscribe(&topic, tower_push::cursor::StartAt::Now);
         let position = hub_suite::next(&mut sub).await;
         assert!(position.is_cursor_only(), "{position:?}");
         publisher
@@ -488,7 +491,7 @@ async fn an_event_published_before_the_subscribe_lands_is_delivered() {
 async fn a_message_missing_from_the_channel_is_read_from_the_stream() {
     let prefix = prefix();
     let hub = hub_at(&redis_url(), &prefix).await;
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     hub_suite::next(&mut sub).await;
     hub.publish("t", Event::new().data("one")).await.unwrap();
     assert_eq!(hub_suite::next(&mut sub).await.get_data(), Some("one"));
@@ -603,7 +606,7 @@ async fn a_subscription_redis_cannot_serve_ends_instead_of_waiting_forever() {
         .connect()
         .await
         .expect("commands work for this user");
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     // Its position may come first (the stream is readable); then the refused `SUBSCRIBE`
     // ends it, rather than a stream on which nothing ever arrives.
     let mut seen = Vec::new();
@@ -621,7 +624,7 @@ async fn a_subscription_redis_cannot_serve_ends_instead_of_waiting_forever() {
     // The topic is forgotten, so a later subscription asks Redis again (and ends again).
     assert_eq!(hub.active_topics(), 0);
     let again = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut sub = hub.subscribe("t", None);
+        let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
         while sub.next().await.is_some() {}
     })
     .await;

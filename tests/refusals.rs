@@ -154,3 +154,26 @@ async fn extended_connect_with_another_protocol_is_a_400() {
         assert_eq!(res.status(), expected, "{protocol}");
     }
 }
+
+/// A `Last-Event-ID` that is not a cursor at all is refused at the edge with `400`, on every
+/// transport, before any hub sees it; a well-formed cursor of another instance still gets a
+/// stream that starts with `reset`.
+#[tokio::test]
+async fn a_cursor_that_is_not_a_cursor_is_a_400_on_every_transport() {
+    let addr = app().await;
+    let client = h1();
+    for transport in ALL_TRANSPORTS {
+        assert_eq!(
+            status(transport, addr, "/?lastEventId=not%20a%20cursor").await,
+            StatusCode::BAD_REQUEST,
+            "{transport:?}"
+        );
+    }
+    let req = Request::get(format!("http://{addr}/?lastEventId=Zz9Yy8-1"))
+        .header("accept", "text/event-stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let (parts, mut events) = open_sse(&client, req).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert_eq!(next_event(&mut events).await.event, "reset");
+}

@@ -26,7 +26,7 @@ async fn publishes_past_the_topic_limit_are_refused_and_memory_stays_bounded() {
     const CAP: usize = 10_000;
     let hub = MemoryHub::builder().max_topics(CAP).build();
     // A subscriber on a topic that exists before the flood.
-    let mut sub = hub.subscribe("lobby", None);
+    let mut sub = hub.subscribe("lobby", tower_push::cursor::StartAt::Now);
     support::within(sub.next()).await.unwrap(); // position
     let before = rss();
     let (mut created, mut refused) = (0, 0);
@@ -76,7 +76,7 @@ async fn publishes_past_the_topic_limit_are_refused_and_memory_stays_bounded() {
     let event = support::within(sub.next()).await.unwrap();
     assert_eq!(event.get_data(), Some("still here"));
     // A new subscriber is not refused (subscriptions are bounded by connections).
-    let mut late = hub.subscribe("late", None);
+    let mut late = hub.subscribe("late", tower_push::cursor::StartAt::Now);
     assert!(support::within(late.next()).await.unwrap().is_cursor_only());
     // Removing topics makes room again.
     assert!(hub.remove_topic("flood.1") && hub.remove_topic("flood.2"));

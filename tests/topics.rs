@@ -484,7 +484,7 @@ async fn random_topics_do_not_grow_the_hub() {
     let hub = MemoryHub::builder()
         .idle_topic_age(Duration::from_millis(300))
         .build();
-    let keep = hub.subscribe("kept", None);
+    let keep = hub.subscribe("kept", tower_push::cursor::StartAt::Now);
     hub.publish_now("kept", Event::new().data("x")).unwrap();
     let baseline = hub.topic_count();
     let service = Topics::new(hub.clone());

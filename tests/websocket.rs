@@ -42,7 +42,7 @@ fn room(
 ) -> impl tower::Service<
     Request<Incoming>,
     Response = tower_push::hub::MemorySubscription,
-    Error = Infallible,
+    Error = tower_push::Reject,
     Future: Send,
 > + Clone
        + Send
@@ -67,7 +67,8 @@ fn room(
                 .extensions()
                 .get::<LastEventId>()
                 .map(|c| c.as_str().to_owned());
-            Ok::<_, Infallible>(hub.subscribe("room", from.as_deref()))
+            let from = tower_push::cursor::StartAt::parse(from.as_deref())?;
+            Ok::<_, tower_push::Reject>(hub.subscribe("room", from))
         }
     })
 }

@@ -64,7 +64,7 @@ use tower::{service_fn, ServiceBuilder, ServiceExt as _};
 use tower_push::{
     auth_ticket::{AuthTicketLayer, Binding, Key, MemoryTicketStore, TicketStore, Tickets},
     client::ClientScript,
-    cursor::LastEventId,
+    cursor::{LastEventId, StartAt},
     drain::Drain,
     health::Health,
     heartbeat::HeartbeatLayer,
@@ -252,13 +252,9 @@ fn events<H: Hub, B: Send + 'static>(
             }
             // The ticket's grant covers the default room too (403 otherwise).
             check_access(&parts.extensions, rooms::DEFAULT_ROOM)?;
-            let from = parts
-                .extensions
-                .get::<LastEventId>()
-                .map(|c| c.as_str().to_owned());
-            Ok(Either::Left(
-                hub.subscribe(rooms::DEFAULT_ROOM, from.as_deref()),
-            ))
+            // The cursor, parsed once here: one that is not a cursor at all is a `400`.
+            let from = StartAt::parse(parts.extensions.get::<LastEventId>().map(|c| c.as_str()))?;
+            Ok(Either::Left(hub.subscribe(rooms::DEFAULT_ROOM, from)))
         }
     })
 }

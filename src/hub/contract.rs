@@ -1,6 +1,9 @@
 //! The [`Hub`] trait, and the events every backbone's subscriptions begin with.
 
-use crate::{cursor::Cursor, event::Event};
+use crate::{
+    cursor::{Cursor, StartAt},
+    event::Event,
+};
 use futures_core::Stream;
 use std::future::Future;
 
@@ -41,11 +44,13 @@ pub trait Hub: Clone + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Subscribes to `topic` after the cursor `from` (or from now, when `None`).
+    /// Subscribes to `topic` from `from`: after a parsed cursor, from now, or with `reset` for
+    /// a cursor that does not place the topic. A cursor of another shape or epoch than this
+    /// hub's, past the topic's head, or older than its history starts with `reset`.
     ///
     /// The subscription is registered before this returns: an event published after it is
     /// always delivered.
-    fn subscribe(&self, topic: &str, from: Option<&str>) -> Self::Subscription;
+    fn subscribe(&self, topic: &str, from: StartAt) -> Self::Subscription;
 }
 
 /// Why a subscription starts with a [`RESET_EVENT`].
@@ -127,14 +132,6 @@ pub(crate) fn well_formed_epoch(epoch: &str) -> bool {
     epoch.len() == EPOCH_LEN && epoch.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// An offset in a cursor: ASCII digits only (no sign, no space), fitting a `u64`.
-pub(crate) fn parse_offset(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 /// The position event: an id-only event.
 pub(crate) fn position_event(cursor: Cursor) -> Event {
     Event::cursor_only(cursor.into_boxed_str())
@@ -142,7 +139,7 @@ pub(crate) fn position_event(cursor: Cursor) -> Event {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_offset;
+    use crate::cursor::parse_offset;
 
     #[test]
     fn offsets_are_digits_only() {

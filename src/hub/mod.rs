@@ -85,18 +85,19 @@
 //!
 //! ```
 //! use tokio_stream::StreamExt as _;
-//! use tower_push::{hub::{Hub, MemoryHub}, Event};
+//! use tower_push::{cursor::StartAt, hub::{Hub, MemoryHub}, Event};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
+//! # async fn main() -> Result<(), tower_push::cursor::CursorError> {
 //! let hub = MemoryHub::new();
 //! let first = hub.publish("room", Event::new().data("one")).await.unwrap();
 //! hub.publish("room", Event::new().data("two")).await.unwrap();
 //!
 //! // Resume after `first`: the position event, then "two" from history.
-//! let mut sub = hub.subscribe("room", Some(first.as_str()));
+//! let mut sub = hub.subscribe("room", StartAt::parse(Some(first.as_str()))?);
 //! assert!(sub.next().await.unwrap().is_cursor_only());
 //! assert_eq!(sub.next().await.unwrap().get_data(), Some("two"));
+//! # Ok(())
 //! # }
 //! ```
 
@@ -131,8 +132,7 @@ pub use access::check_access;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "nats"))))]
 pub const DEFAULT_BACKBONE_BUFFER: usize = 16;
 pub(crate) use contract::{
-    new_epoch, parse_offset, position_event, reset_data, reset_event, well_formed_epoch,
-    ResetReason,
+    new_epoch, position_event, reset_data, reset_event, well_formed_epoch, ResetReason,
 };
 pub use contract::{Hub, RESET_EVENT};
 pub use memory::{

@@ -2,7 +2,11 @@ use super::{
     access::{check_grant, check_name, AuthorizeFn},
     Hub,
 };
-use crate::{cursor::LastEventId, principal::Principal, rejection::Reject};
+use crate::{
+    cursor::{LastEventId, StartAt},
+    principal::Principal,
+    rejection::Reject,
+};
 use http::{header, request::Parts, HeaderValue, Request, StatusCode};
 use std::{
     fmt,
@@ -152,10 +156,7 @@ impl<H: Hub> Subscribe<H> {
         };
         check_grant(&parts.extensions, topic, self.authorize.as_deref())?;
         available(&self.hub)?;
-        let from = parts
-            .extensions
-            .get::<LastEventId>()
-            .map(LastEventId::as_str);
+        let from = start_at(&parts.extensions)?;
         Ok(self.hub.subscribe(topic, from))
     }
 }
@@ -188,4 +189,14 @@ impl<H: fmt::Debug> fmt::Debug for Subscribe<H> {
             .field("authorize", &self.authorize.is_some())
             .finish()
     }
+}
+
+/// Where the request's cursor starts a subscription; `400` for one that is not a cursor at
+/// all (the edge parses it once: hubs see only parsed cursors).
+pub(super) fn start_at(extensions: &http::Extensions) -> Result<StartAt, Reject> {
+    let last_event_id = extensions.get::<LastEventId>().map(LastEventId::as_str);
+    StartAt::parse(last_event_id).map_err(|error| {
+        Reject::new(StatusCode::BAD_REQUEST, error.to_string())
+            .cause(crate::reason::Refusal::Cursor)
+    })
 }

@@ -40,10 +40,10 @@
 //! # Example
 //!
 //! ```
-//! use std::{convert::Infallible, time::Duration};
+//! use std::time::Duration;
 //! use tower::{service_fn, ServiceBuilder};
-//! use tower_push::{heartbeat::HeartbeatLayer, hub::{Hub, MemoryHub}, cursor::LastEventId,
-//!     ws::{Inbound, Message, WsLayer}, Event};
+//! use tower_push::{cursor::{LastEventId, StartAt}, heartbeat::HeartbeatLayer,
+//!     hub::{Hub, MemoryHub}, ws::{Inbound, Message, WsLayer}, Event, Reject};
 //!
 //! let hub = MemoryHub::new();
 //! let chat = ServiceBuilder::new()
@@ -61,9 +61,10 @@
 //!                     }
 //!                 });
 //!             }
-//!             // ...and the room is the outbound stream, resumed from the client's cursor.
-//!             let from = req.extensions().get::<LastEventId>().map(|c| c.as_str().to_owned());
-//!             Ok::<_, Infallible>(hub.subscribe("room", from.as_deref()))
+//!             // ...and the room is the outbound stream, resumed from the client's cursor
+//!             // (one that is not a cursor at all is a `400`).
+//!             let from = req.extensions().get::<LastEventId>().map(|c| c.as_str());
+//!             Ok::<_, Reject>(hub.subscribe("room", StartAt::parse(from)?))
 //!         }
 //!     }));
 //! # let _ = chat;

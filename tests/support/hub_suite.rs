@@ -16,7 +16,7 @@ pub async fn next<S: tokio_stream::Stream<Item = Event> + Unpin>(sub: &mut S) ->
 /// Subscribing from `None` starts with the current position; live events follow.
 pub async fn starts_with_position_then_live<H: Hub>(hub: H) {
     let last = hub.publish("t", Event::new().data("old")).await.unwrap();
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
     let position = next(&mut sub).await;
     assert!(position.is_cursor_only(), "{position:?}");
     assert_eq!(position.get_id(), Some(last.as_str()));
@@ -36,7 +36,10 @@ pub async fn resume_replays_exactly_the_missed_events<H: Hub>(hub: H) {
                 .unwrap(),
         );
     }
-    let mut sub = hub.subscribe("t", Some(cursors[4].as_str()));
+    let mut sub = hub.subscribe(
+        "t",
+        tower_push::cursor::StartAt::parse(Some(cursors[4].as_str())).unwrap(),
+    );
     assert_eq!(next(&mut sub).await.get_id(), Some(cursors[4].as_str()));
     for (i, cursor) in cursors.iter().enumerate().skip(5) {
         let event = next(&mut sub).await;
@@ -47,11 +50,20 @@ pub async fn resume_replays_exactly_the_missed_events<H: Hub>(hub: H) {
     assert_eq!(next(&mut sub).await.get_data(), Some("live"));
 }
 
-/// A cursor that cannot be honoured starts with a `reset` carrying the current cursor.
+/// A cursor that cannot be honoured (another hub's, or one that does not place the topic)
+/// starts with a `reset` carrying the current cursor; what is not a cursor at all never
+/// reaches a hub (refused at the edge).
 pub async fn foreign_cursor_resets<H: Hub>(hub: H, foreign: &str) {
+    use tower_push::cursor::StartAt;
+    for not_a_cursor in ["not a cursor", "", "_x", "abc", "abc-", "abc-1-2", "a.b-c"] {
+        assert!(
+            StartAt::parse(Some(not_a_cursor)).is_err(),
+            "{not_a_cursor:?}"
+        );
+    }
     let mut current = hub.publish("t", Event::new().data("x")).await.unwrap();
-    for from in [foreign, "not a cursor", ""] {
-        let mut sub = hub.subscribe("t", Some(from));
+    for from in [StartAt::parse(Some(foreign)).unwrap(), StartAt::Unplaced] {
+        let mut sub = hub.subscribe("t", from);
         let reset = next(&mut sub).await;
         assert_eq!(reset.get_event(), Some(RESET_EVENT), "from {from:?}");
         assert_eq!(reset.get_id(), Some(current.as_str()));
@@ -97,7 +109,7 @@ pub async fn concurrent_publishers_and_joining_subscribers<H: Hub>(hub: H) {
                 for _ in 0..(s * 7919) % 13 {
                     tokio::task::yield_now().await;
                 }
-                let mut sub = hub.subscribe("t", None);
+                let mut sub = hub.subscribe("t", tower_push::cursor::StartAt::Now);
                 let position = next(&mut sub).await;
                 let mut ids = vec![position.get_id().unwrap().to_owned()];
                 let mut datas = Vec::new();
@@ -124,7 +136,10 @@ pub async fn concurrent_publishers_and_joining_subscribers<H: Hub>(hub: H) {
     }
 
     // The reference order: everything after `start`, read from history.
-    let mut reference = hub.subscribe("t", Some(start.as_str()));
+    let mut reference = hub.subscribe(
+        "t",
+        tower_push::cursor::StartAt::parse(Some(start.as_str())).unwrap(),
+    );
     next(&mut reference).await;
     let mut order = Vec::new();
     for _ in 0..total {
@@ -351,7 +366,8 @@ impl Damage {
 /// one either starts with a `reset` (the hub cannot place it), or places it and then
 /// delivers a suffix of the topic's events, in order, followed by what is published next. It
 /// never swallows new events (a cursor ahead of the topic) nor skips to a point without
-/// saying so. `cases` damaged cursors from `seed`; returns how many were reset.
+/// saying so; one that is no longer a cursor at all is refused before the hub. `cases`
+/// damaged cursors from `seed`; returns how many were not placed (reset or refused).
 pub async fn damaged_cursors_reset_or_resume_exactly<H: Hub>(
     hub: H,
     seed: u64,
@@ -373,7 +389,11 @@ pub async fn damaged_cursors_reset_or_resume_exactly<H: Hub>(
         if published.iter().any(|(_, c)| *c == from) {
             continue; // undamaged after all
         }
-        let mut sub = hub.subscribe("t", Some(&from));
+        let Ok(start) = tower_push::cursor::StartAt::parse(Some(&from)) else {
+            resets += 1;
+            continue;
+        };
+        let mut sub = hub.subscribe("t", start);
         let first = next(&mut sub).await;
         let marker = format!("live{case}");
         if first.get_event() == Some(RESET_EVENT) {

@@ -198,7 +198,7 @@ where
     use tower_push::{Push, PushStreamExt as _};
     let recovery = restart.recovery;
     let mut sub = Box::pin(
-        hub.subscribe("room", None)
+        hub.subscribe("room", tower_push::cursor::StartAt::Now)
             .heartbeat(Duration::from_millis(100)),
     );
     let mut got = Vec::new();

@@ -15,7 +15,7 @@ pub async fn many_topics_on_two_instances<H: Hub>(a: &H, b: &H, n: usize) -> Vec
     let mut subs: Vec<(String, H::Subscription)> = Vec::with_capacity(2 * n);
     for (hub, side) in [(a, "a"), (b, "b")] {
         for topic in names(side) {
-            let sub = hub.subscribe(&topic, None);
+            let sub = hub.subscribe(&topic, tower_push::cursor::StartAt::Now);
             subs.push((topic, sub));
         }
     }
@@ -74,7 +74,7 @@ pub async fn live_loss_is_recovered<H: Hub>(
     count: usize,
     mut cut: impl FnMut(),
 ) {
-    let mut sub = hub.subscribe(topic, None);
+    let mut sub = hub.subscribe(topic, tower_push::cursor::StartAt::Now);
     let position = within(sub.next()).await.expect("position");
     assert!(position.is_cursor_only());
     let mut got = Vec::with_capacity(count);

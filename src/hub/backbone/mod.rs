@@ -13,6 +13,7 @@ pub(crate) use subscription::Subscription;
 pub(crate) use sync::sync_all;
 pub(crate) use sync::{on_live, request_sync, spawn_workers, SyncQueue, SyncState};
 
+use crate::cursor::StartAt;
 use crate::{cursor::Cursor, event::Event};
 use std::{
     collections::{HashMap, VecDeque},
@@ -99,7 +100,7 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
         &self,
         reader: &Reader<Self>,
         here: &Position<Self::Id>,
-        from: Option<&str>,
+        from: StartAt,
         phase: Phase,
     ) -> impl Future<Output = Result<Start<Self::Id>, Self::Error>> + Send;
 }
@@ -210,7 +211,7 @@ pub(crate) async fn start<B: Backbone>(
     backbone: B,
     reader: Arc<Reader<B>>,
     registered: Registered<B::Id>,
-    from: Option<String>,
+    from: StartAt,
     phase: Phase,
 ) -> Option<Start<B::Id>> {
     let deadline = backbone.start_deadline();
@@ -239,7 +240,7 @@ async fn start_unbounded<B: Backbone>(
     backbone: B,
     reader: Arc<Reader<B>>,
     registered: Registered<B::Id>,
-    from: Option<String>,
+    from: StartAt,
     phase: Phase,
 ) -> Start<B::Id> {
     // Entries up to `here` are replayed (or were published before the subscription), entries
@@ -261,10 +262,7 @@ async fn start_unbounded<B: Backbone>(
     };
     let mut backoff = Duration::from_millis(50);
     loop {
-        match backbone
-            .try_start(&reader, &here, from.as_deref(), phase)
-            .await
-        {
+        match backbone.try_start(&reader, &here, from, phase).await {
             Ok(start) => return start,
             Err(error) => {
                 tracing::debug!(%error, topic = %reader.topic, backbone = B::NAME, "replay failed; retrying");

@@ -2,6 +2,7 @@
 //! reader's live entries.
 
 use super::{start, Backbone, Live, Phase, Reader, Registered, Start, StartFuture};
+use crate::cursor::{ParsedCursor, StartAt};
 use crate::{
     event::Event,
     hub::{live::LiveReceiver, reset_event, ResetReason},
@@ -36,14 +37,14 @@ impl<B: Backbone> Unpin for Subscription<B> {}
 
 impl<B: Backbone> Subscription<B> {
     /// Subscribes to `topic` after `from`.
-    pub(crate) fn new(backbone: &B, topic: &str, from: Option<&str>) -> Self {
+    pub(crate) fn new(backbone: &B, topic: &str, from: StartAt) -> Self {
         observe::record_topic(topic);
         let (reader, rx, registered) = super::register(backbone, topic);
         let start = Box::pin(start(
             backbone.clone(),
             reader.clone(),
             registered,
-            from.map(str::to_owned),
+            from,
             Phase::Subscribe,
         ));
         Self {
@@ -116,7 +117,8 @@ impl<B: Backbone> Stream for Subscription<B> {
                 Err(RecvError::Lagged(_)) => {
                     // Fell behind the local buffer: catch up from the backbone.
                     observe::lagged();
-                    let from = B::cursor(&this.epoch, this.last).to_string();
+                    let from = ParsedCursor::parse(B::cursor(&this.epoch, this.last).as_str())
+                        .map_or(StartAt::Unplaced, StartAt::After);
                     let registered = Registered {
                         at: this.reader.position.borrow().clone(),
                         watch: this.reader.position.subscribe(),
@@ -125,7 +127,7 @@ impl<B: Backbone> Stream for Subscription<B> {
                         this.backbone.clone(),
                         this.reader.clone(),
                         registered,
-                        Some(from),
+                        from,
                         Phase::CatchUp,
                     )));
                 }

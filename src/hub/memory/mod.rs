@@ -1,5 +1,6 @@
 use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
+use crate::cursor::{Offset, StartAt};
 use crate::sync::lock;
 use crate::{event::Event, observe};
 use futures_core::Stream;
@@ -340,12 +341,15 @@ impl MemoryHub {
     }
 
     /// The offset to resume after, or why not.
-    fn resume_point(&self, from: Option<&str>, state: &TopicState) -> Result<u64, ResetReason> {
-        let Some(from) = from else {
-            return Ok(state.last());
+    fn resume_point(&self, from: StartAt, state: &TopicState) -> Result<u64, ResetReason> {
+        let from = match from {
+            StartAt::Now => return Ok(state.last()),
+            StartAt::Unplaced => return Err(ResetReason::Invalid),
+            StartAt::After(from) => from,
         };
-        let (epoch, offset) = from.split_once('-').ok_or(ResetReason::Invalid)?;
-        let offset = crate::hub::parse_offset(offset).ok_or(ResetReason::Invalid)?;
+        let (epoch, Offset::Seq(offset)) = (from.epoch(), from.offset()) else {
+            return Err(ResetReason::Invalid);
+        };
         if epoch != &*self.shared.epoch {
             let well_formed = crate::hub::well_formed_epoch(epoch);
             return Err(if well_formed {
@@ -437,7 +441,7 @@ impl Hub for MemoryHub {
         ready(self.publish_now(topic, event))
     }
 
-    fn subscribe(&self, topic: &str, from: Option<&str>) -> MemorySubscription {
+    fn subscribe(&self, topic: &str, from: StartAt) -> MemorySubscription {
         observe::record_topic(topic);
         let topic = match self.topic(topic, false) {
             Ok(topic) => topic,

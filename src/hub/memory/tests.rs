@@ -31,7 +31,7 @@ async fn cursors_are_short_and_cors_safe() {
 async fn fresh_subscription_starts_with_the_current_position() {
     let hub = MemoryHub::new();
     let last = hub.publish_now("t", Event::new().data("old")).unwrap();
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", crate::cursor::StartAt::Now);
     let first = next(&mut sub).await;
     assert!(first.is_cursor_only());
     assert_eq!(first.get_id(), Some(last.as_str()));
@@ -48,13 +48,16 @@ async fn bad_cursors_reset_with_a_reason() {
     }
     let other = MemoryHub::new().publish_now("t", Event::new()).unwrap();
     let epoch = first.as_str().split_once('-').unwrap().0;
+    // Not a cursor at all: refused at the edge, before any hub.
+    assert!(crate::cursor::StartAt::parse(Some("garbage")).is_err());
     for (from, reason) in [
-        ("garbage", "invalid"),
         (&*format!("{epoch}-99"), "invalid"),
+        (&*format!("{epoch}.1-0"), "invalid"),
+        ("abc-1", "invalid"),
         (other.as_str(), "unknown-epoch"),
         (first.as_str(), "expired"),
     ] {
-        let mut sub = hub.subscribe("t", Some(from));
+        let mut sub = hub.subscribe("t", crate::cursor::StartAt::parse(Some(from)).unwrap());
         let reset = next(&mut sub).await;
         assert_eq!(reset.get_event(), Some(crate::hub::RESET_EVENT), "{from}");
         assert_eq!(reset.get_id(), Some(&*format!("{epoch}-4")));
@@ -67,7 +70,7 @@ async fn bad_cursors_reset_with_a_reason() {
 #[tokio::test]
 async fn lagging_subscriber_catches_up_from_history() {
     let hub = MemoryHub::builder().history(100).buffer(4).build();
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", crate::cursor::StartAt::Now);
     next(&mut sub).await; // position
     for i in 0..50 {
         hub.publish_now("t", Event::new().data(i.to_string()))
@@ -83,7 +86,7 @@ async fn lagging_subscriber_catches_up_from_history() {
 #[tokio::test]
 async fn lagging_past_history_resets_then_goes_live() {
     let hub = MemoryHub::builder().history(8).buffer(4).build();
-    let mut sub = hub.subscribe("t", None);
+    let mut sub = hub.subscribe("t", crate::cursor::StartAt::Now);
     next(&mut sub).await;
     for i in 0..50 {
         hub.publish_now("t", Event::new().data(i.to_string()))
@@ -102,7 +105,7 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
         .build();
     let old = hub.publish_now("t", Event::new().data("1")).unwrap();
     hub.publish_now("busy", Event::new().data("x")).unwrap();
-    let sub = hub.subscribe("empty", None);
+    let sub = hub.subscribe("empty", crate::cursor::StartAt::Now);
     assert_eq!(hub.evict_idle(), 0, "young, or subscribed");
     drop(sub);
     assert_eq!(
@@ -110,7 +113,7 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
         1,
         "an empty topic goes with its last subscriber"
     );
-    let keep = hub.subscribe("busy", None);
+    let keep = hub.subscribe("busy", crate::cursor::StartAt::Now);
     // The background sweep runs every 12.5 ms here; sweep once more in case it has not yet.
     tokio::time::sleep(Duration::from_millis(60)).await;
     hub.evict_idle();
@@ -128,7 +131,10 @@ async fn idle_topics_are_dropped_and_their_cursors_reset() {
     // Recreated: the old cursor is older than everything the new topic has.
     hub.publish_now("busy", Event::new().data("y")).unwrap();
     hub.publish_now("t", Event::new().data("2")).unwrap();
-    let mut sub = hub.subscribe("t", Some(old.as_str()));
+    let mut sub = hub.subscribe(
+        "t",
+        crate::cursor::StartAt::parse(Some(old.as_str())).unwrap(),
+    );
     let reset = next(&mut sub).await;
     assert_eq!(reset.get_event(), Some("reset"));
     assert!(reset.get_data().unwrap().contains("expired"));
@@ -181,7 +187,10 @@ async fn past_the_history_budget_the_hubs_oldest_events_go_first() {
     // is reset.
     assert_eq!(hub.topic_stats("old").unwrap().history, 0);
     let before_old = Cursor::join(old.as_str().split_once('-').unwrap().0, 0);
-    let mut sub = hub.subscribe("old", Some(before_old.as_str()));
+    let mut sub = hub.subscribe(
+        "old",
+        crate::cursor::StartAt::parse(Some(before_old.as_str())).unwrap(),
+    );
     assert_eq!(
         next(&mut sub).await.get_event(),
         Some(crate::hub::RESET_EVENT)

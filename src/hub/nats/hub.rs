@@ -9,6 +9,7 @@ use super::{
     subscription::NatsSubscription,
     wire,
 };
+use crate::cursor::StartAt;
 use crate::{
     cursor::Cursor,
     event::Event,
@@ -200,7 +201,7 @@ impl Backbone for NatsHub {
         &self,
         reader: &Reader,
         here: &Position,
-        from: Option<&str>,
+        from: StartAt,
         phase: Phase,
     ) -> Result<Start<u64>, NatsHubError> {
         try_start(self, reader, here, from, phase).await
@@ -231,7 +232,7 @@ impl Hub for NatsHub {
         }
     }
 
-    fn subscribe(&self, topic: &str, from: Option<&str>) -> NatsSubscription {
+    fn subscribe(&self, topic: &str, from: StartAt) -> NatsSubscription {
         NatsSubscription(Subscription::new(self, topic, from))
     }
 }

@@ -6,6 +6,7 @@ use super::{
     shared::{NatsHub, Position, Reader},
     wire,
 };
+use crate::cursor::{Offset, StartAt};
 use crate::hub::{
     backbone::{Phase, Start},
     position_event, reset_event, ResetReason,
@@ -42,7 +43,7 @@ pub(super) async fn try_start(
     hub: &NatsHub,
     reader: &Reader,
     here: &Position,
-    from: Option<&str>,
+    from: StartAt,
     phase: Phase,
 ) -> Result<Start<u64>, NatsHubError> {
     let reset = |reason| Start {
@@ -50,14 +51,18 @@ pub(super) async fn try_start(
         epoch: here.epoch.clone(),
         last: here.last,
     };
-    let Some(from) = from else {
-        return Ok(Start {
-            items: VecDeque::from([position_event(wire::cursor(&here.epoch, here.last))]),
-            epoch: here.epoch.clone(),
-            last: here.last,
-        });
+    let from = match from {
+        StartAt::Now => {
+            return Ok(Start {
+                items: VecDeque::from([position_event(wire::cursor(&here.epoch, here.last))]),
+                epoch: here.epoch.clone(),
+                last: here.last,
+            })
+        }
+        StartAt::Unplaced => return Ok(reset(ResetReason::Invalid)),
+        StartAt::After(from) => from,
     };
-    let Some((epoch, after)) = wire::parse_cursor(from) else {
+    let (epoch, Offset::Seq(after)) = (from.epoch(), from.offset()) else {
         return Ok(reset(ResetReason::Invalid));
     };
     if epoch != &*here.epoch {

@@ -100,12 +100,6 @@ pub(super) fn cursor(epoch: &str, seq: u64) -> Cursor {
     Cursor::join(epoch, seq)
 }
 
-/// `(epoch, sequence)` of a cursor.
-pub(super) fn parse_cursor(s: &str) -> Option<(&str, u64)> {
-    let (epoch, seq) = s.split_once('-')?;
-    Some((epoch, crate::hub::parse_offset(seq)?))
-}
-
 pub(super) use crate::hub::well_formed_epoch;
 
 /// The headers and payload an event is published as, after `prev`.
@@ -202,9 +196,9 @@ mod tests {
     fn cursors_round_trip() {
         let c = cursor("00000000000000ff", 42);
         assert_eq!(c.as_str(), "00000000000000ff-42");
-        assert_eq!(parse_cursor(c.as_str()), Some(("00000000000000ff", 42)));
-        assert_eq!(parse_cursor("garbage"), None);
-        assert_eq!(parse_cursor("e-x"), None);
+        let parsed = crate::cursor::ParsedCursor::parse(c.as_str()).unwrap();
+        assert_eq!(parsed.epoch(), "00000000000000ff");
+        assert_eq!(parsed.offset(), crate::cursor::Offset::Seq(42));
         let e = epoch(1_700_000_000_123_456_789);
         assert!(well_formed_epoch(&e), "{e}");
         assert_eq!(

@@ -9,6 +9,7 @@ use super::{
     subscription::RedisSubscription,
     wire::{cursor, Rid},
 };
+use crate::cursor::StartAt;
 use crate::{
     cursor::Cursor,
     event::Event,
@@ -80,7 +81,7 @@ impl Backbone for RedisHub {
         &self,
         reader: &Reader,
         here: &Position,
-        from: Option<&str>,
+        from: StartAt,
         phase: Phase,
     ) -> Result<Start<Rid>, RedisHubError> {
         // Each command is bounded by the connection's response timeout (the hub's timeout);
@@ -137,7 +138,7 @@ impl Hub for RedisHub {
         }
     }
 
-    fn subscribe(&self, topic: &str, from: Option<&str>) -> RedisSubscription {
+    fn subscribe(&self, topic: &str, from: StartAt) -> RedisSubscription {
         RedisSubscription(Subscription::new(self, topic, from))
     }
 }

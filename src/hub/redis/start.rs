@@ -5,6 +5,7 @@ use super::{
     shared::{Position, Reader, RedisHub},
     wire::{as_str, cursor, parse_entries, to_event, Rid, PAGE},
 };
+use crate::cursor::{Offset, StartAt};
 use crate::hub::{
     backbone::{Phase, Start},
     position_event, reset_event, ResetReason,
@@ -16,7 +17,7 @@ pub(super) async fn try_start(
     hub: &RedisHub,
     reader: &Reader,
     here: &Position,
-    from: Option<&str>,
+    from: StartAt,
     phase: Phase,
 ) -> Result<Start<Rid>, redis::RedisError> {
     let reset = |reason| Start {
@@ -24,19 +25,21 @@ pub(super) async fn try_start(
         epoch: here.epoch.clone(),
         last: here.last,
     };
-    let Some(from) = from else {
-        return Ok(Start {
-            items: VecDeque::from([position_event(cursor(&here.epoch, here.last))]),
-            epoch: here.epoch.clone(),
-            last: here.last,
-        });
+    let from = match from {
+        StartAt::Now => {
+            return Ok(Start {
+                items: VecDeque::from([position_event(cursor(&here.epoch, here.last))]),
+                epoch: here.epoch.clone(),
+                last: here.last,
+            })
+        }
+        StartAt::Unplaced => return Ok(reset(ResetReason::Invalid)),
+        StartAt::After(from) => from,
     };
-    let Some((epoch, id)) = from
-        .split_once('.')
-        .and_then(|(e, id)| Some((e, Rid::parse(id)?)))
-    else {
+    let (epoch, Offset::Pair(ms, seq)) = (from.epoch(), from.offset()) else {
         return Ok(reset(ResetReason::Invalid));
     };
+    let id = Rid(ms, seq);
     if epoch != &*here.epoch {
         let well_formed = crate::hub::well_formed_epoch(epoch);
         return Ok(reset(if well_formed {

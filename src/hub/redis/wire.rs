@@ -27,8 +27,8 @@ impl Rid {
     pub(super) fn parse(s: &str) -> Option<Rid> {
         let (ms, seq) = s.split_once('-')?;
         Some(Rid(
-            crate::hub::parse_offset(ms)?,
-            crate::hub::parse_offset(seq)?,
+            crate::cursor::parse_offset(ms)?,
+            crate::cursor::parse_offset(seq)?,
         ))
     }
 }

@@ -5,7 +5,7 @@ use super::{
     merge::{TopicsSubscription, MAX_MEMBERS},
 };
 use crate::{
-    cursor::LastEventId,
+    cursor::{LastEventId, ParsedCursor, StartAt},
     hub::{
         access::{check_grant, check_name, AuthorizeFn},
         subscribe::available,
@@ -214,34 +214,44 @@ fn query_values(query: &str, name: &str) -> Result<Vec<String>, Reject> {
     Ok(values)
 }
 
-/// Each topic's cursor, from the request's (composite) cursor.
-fn starting_points(topics: &[String], from: Option<&str>) -> Vec<Option<String>> {
+/// Where each topic starts, from the request's (composite) cursor; `400` for a cursor that is
+/// neither a composite nor a cursor at all.
+fn starting_points(topics: &[String], from: Option<&str>) -> Result<Vec<StartAt>, Reject> {
     let Some(from) = from.filter(|f| !f.is_empty()) else {
-        return vec![None; topics.len()];
+        return Ok(vec![StartAt::Now; topics.len()]);
     };
     let Some(entries) = composite::decode(from) else {
         // One topic: a cursor of that topic (from a single-topic endpoint) resumes it. Several:
         // it cannot say which topic it is from, so every topic resets.
-        let from = if topics.len() == 1 { from } else { "!" };
-        return vec![Some(from.to_owned()); topics.len()];
+        let parsed = ParsedCursor::parse(from).map_err(|error| {
+            Reject::new(StatusCode::BAD_REQUEST, error.to_string())
+                .cause(crate::reason::Refusal::Cursor)
+        })?;
+        let start = if topics.len() == 1 {
+            StartAt::After(parsed)
+        } else {
+            StartAt::Unplaced
+        };
+        return Ok(vec![start; topics.len()]);
     };
     let tags: Vec<composite::Tag> = topics.iter().map(|t| composite::tag(t)).collect();
-    tags.iter()
+    Ok(tags
+        .iter()
         .map(|tag| {
             if tags.iter().filter(|t| *t == tag).count() > 1 {
                 // Two of the requested topics share a tag: neither can be told apart.
-                return Some("!".to_owned());
+                return StartAt::Unplaced;
             }
             // A topic the cursor does not name cannot be placed (an entry lost, or a topic
-            // added since): it resets, so the client learns it may have missed events.
-            Some(
-                entries
-                    .iter()
-                    .find(|(t, _)| t == tag)
-                    .map_or_else(|| "!".to_owned(), |(_, cursor)| cursor.clone()),
-            )
+            // added since), nor can an entry that is not a cursor: it resets, so the client
+            // learns it may have missed events.
+            entries
+                .iter()
+                .find(|(t, _)| t == tag)
+                .and_then(|(_, cursor)| ParsedCursor::parse(cursor).ok())
+                .map_or(StartAt::Unplaced, StartAt::After)
         })
-        .collect()
+        .collect())
 }
 
 impl<H: Hub, B> Service<Request<B>> for Topics<H> {
@@ -267,13 +277,16 @@ impl<H: Hub, B> Service<Request<B>> for Topics<H> {
             .extensions
             .get::<LastEventId>()
             .map(LastEventId::as_str);
-        let starts = starting_points(&topics, from);
+        let starts = match starting_points(&topics, from) {
+            Ok(starts) => starts,
+            Err(reject) => return ready(Err(reject)),
+        };
         let all = topics.join(",");
         let members = topics
             .into_iter()
             .zip(starts)
             .map(|(topic, from)| {
-                let sub = self.hub.subscribe(&topic, from.as_deref());
+                let sub = self.hub.subscribe(&topic, from);
                 (Arc::<str>::from(topic), sub)
             })
             .collect();
@@ -312,20 +325,31 @@ mod tests {
             [(&ta, Some("e-1")), (&tb, Some("e-2"))].into_iter(),
             &mut composite,
         );
+        let after = |c: &str| StartAt::After(ParsedCursor::parse(c).unwrap());
         assert_eq!(
-            starting_points(&topics, Some(&composite)),
-            vec![Some("e-1".into()), Some("e-2".into()), Some("!".into())],
+            starting_points(&topics, Some(&composite)).unwrap(),
+            vec![after("e-1"), after("e-2"), StartAt::Unplaced],
             "a topic the composite does not name resets"
         );
-        assert_eq!(starting_points(&topics, None), vec![None, None, None]);
         assert_eq!(
-            starting_points(&topics, Some("e-1")),
-            vec![Some("!".into()); 3],
+            starting_points(&topics, None).unwrap(),
+            vec![StartAt::Now; 3]
+        );
+        assert_eq!(
+            starting_points(&topics, Some("e-1")).unwrap(),
+            vec![StartAt::Unplaced; 3],
             "a plain cursor cannot say which topic it is from"
         );
         assert_eq!(
-            starting_points(&topics[..1], Some("e-1")),
-            vec![Some("e-1".into())]
+            starting_points(&topics[..1], Some("e-1")).unwrap(),
+            vec![after("e-1")]
+        );
+        assert_eq!(
+            starting_points(&topics, Some("not a cursor"))
+                .unwrap_err()
+                .status(),
+            StatusCode::BAD_REQUEST,
+            "neither a composite nor a cursor: refused at the edge"
         );
     }
 
