@@ -158,8 +158,16 @@ async fn metrics_count_what_clients_receive_refusals_pong_timeouts_and_resets() 
         seen.get("tower_push_events_delivered_total{transport=sse}"),
         5.0
     );
+    // The close is counted just before the gauge falls; wait for it too (the snapshot may
+    // have caught the gauge's fall first on a busy machine).
     assert_eq!(
-        seen.get("tower_push_connections_closed_total{reason=client_gone,transport=sse}"),
+        until(
+            &mut seen,
+            &snapshotter,
+            "tower_push_connections_closed_total{reason=client_gone,transport=sse}",
+            1.0
+        )
+        .await,
         1.0
     );
     let sse_bytes = seen.get("tower_push_bytes_written_total{transport=sse}");
