@@ -2,12 +2,9 @@
 //! and why a push connection closed. Each is an enum, so the set is visible and every match
 //! on it exhaustive; [`as_str`](Refusal::as_str) is the label logs and metrics carry.
 
-/// Why a request was refused before any stream: the `cause` label of
-/// `tower_push_refusals_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 // Each feature set constructs its part of each set; with every transport and guard on, an
-// unused variant is a warning.
-#[cfg_attr(
+// unused variant or label is a warning.
+#![cfg_attr(
     not(all(
         feature = "sse",
         feature = "long-poll",
@@ -22,6 +19,10 @@
     )),
     allow(dead_code)
 )]
+
+/// Why a request was refused before any stream: the `cause` label of
+/// `tower_push_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Refusal {
     /// No valid auth ticket.
     Ticket,
@@ -72,23 +73,6 @@ impl Refusal {
 /// Why a push connection closed: the `reason` of its `push connection closed` event and the
 /// label of `tower_push_connections_closed_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-// Each feature set constructs its part of each set; with every transport and guard on, an
-// unused variant is a warning.
-#[cfg_attr(
-    not(all(
-        feature = "sse",
-        feature = "long-poll",
-        feature = "ws",
-        feature = "negotiate",
-        feature = "auth-ticket",
-        feature = "origin",
-        feature = "limit",
-        feature = "drain",
-        feature = "hub",
-        feature = "serve"
-    )),
-    allow(dead_code)
-)]
 pub(crate) enum CloseReason {
     /// The client closed or vanished, or its connection was cut.
     ClientGone,
@@ -112,23 +96,6 @@ pub(crate) enum CloseReason {
     Timeout,
 }
 
-// Each feature set constructs its part of each set; with every transport and guard on, an
-// unused variant is a warning.
-#[cfg_attr(
-    not(all(
-        feature = "sse",
-        feature = "long-poll",
-        feature = "ws",
-        feature = "negotiate",
-        feature = "auth-ticket",
-        feature = "origin",
-        feature = "limit",
-        feature = "drain",
-        feature = "hub",
-        feature = "serve"
-    )),
-    allow(dead_code)
-)]
 impl CloseReason {
     /// The label.
     pub(crate) fn as_str(self) -> &'static str {

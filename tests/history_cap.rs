@@ -10,13 +10,6 @@ use tower_push::{
     Event,
 };
 
-/// Resident memory of this process, in bytes.
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 /// 240 MB published as 30,000 events of 8 KB to 1,000 topics against a hub whose history is
 /// capped at 16 MiB: the history stays within the cap, the process grows by at most twice
 /// the cap, nothing is refused, a live subscriber gets every event published after it
@@ -31,7 +24,7 @@ async fn a_flood_of_large_events_keeps_history_within_its_byte_budget() {
         .unwrap();
     let mut live = hub.subscribe("lobby", tower_push::cursor::StartAt::Now);
     support::within(live.next()).await.unwrap(); // position
-    let before = rss();
+    let before = support::rss();
     let payload = "p".repeat(8_000);
     for i in 0..30_000 {
         hub.publish(
@@ -46,7 +39,7 @@ async fn a_flood_of_large_events_keeps_history_within_its_byte_budget() {
                 .unwrap();
         }
     }
-    let grown = rss().saturating_sub(before);
+    let grown = support::rss().saturating_sub(before);
     eprintln!(
         "history {} bytes (cap {CAP}); process grew by {grown} bytes",
         hub.history_bytes()

@@ -10,13 +10,6 @@ use tower_push::{
     Event,
 };
 
-/// Resident memory of this process, in bytes.
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 /// 20,000 publishes of a short message to new topics against a hub capped at 10,000: the
 /// first 10,000 create their topics, the rest are refused with a typed error; memory grows
 /// by at most 1 KiB per topic held; topics that exist keep working, for publishers and
@@ -28,7 +21,7 @@ async fn publishes_past_the_topic_limit_are_refused_and_memory_stays_bounded() {
     // A subscriber on a topic that exists before the flood.
     let mut sub = hub.subscribe("lobby", tower_push::cursor::StartAt::Now);
     support::within(sub.next()).await.unwrap(); // position
-    let before = rss();
+    let before = support::rss();
     let (mut created, mut refused) = (0, 0);
     for i in 0..2 * CAP {
         match hub
@@ -52,7 +45,7 @@ async fn publishes_past_the_topic_limit_are_refused_and_memory_stays_bounded() {
             }
         }
     }
-    let grown = rss().saturating_sub(before);
+    let grown = support::rss().saturating_sub(before);
     assert_eq!(
         (created, refused),
         (CAP - 1, CAP + 1),

@@ -283,3 +283,10 @@ pub async fn status(t: Transport, addr: SocketAddr, path: &str) -> http::StatusC
         }
     }
 }
+
+/// Resident memory of this process, in bytes (from `/proc/self/statm`).
+pub fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
