@@ -195,8 +195,5 @@ impl<H: fmt::Debug> fmt::Debug for Subscribe<H> {
 /// all (the edge parses it once: hubs see only parsed cursors).
 pub(super) fn start_at(extensions: &http::Extensions) -> Result<StartAt, Reject> {
     let last_event_id = extensions.get::<LastEventId>().map(LastEventId::as_str);
-    StartAt::parse(last_event_id).map_err(|error| {
-        Reject::new(StatusCode::BAD_REQUEST, error.to_string())
-            .cause(crate::reason::Refusal::Cursor)
-    })
+    Ok(StartAt::parse(last_event_id)?)
 }

@@ -223,10 +223,7 @@ fn starting_points(topics: &[String], from: Option<&str>) -> Result<Vec<StartAt>
     let Some(entries) = composite::decode(from) else {
         // One topic: a cursor of that topic (from a single-topic endpoint) resumes it. Several:
         // it cannot say which topic it is from, so every topic resets.
-        let parsed = ParsedCursor::parse(from).map_err(|error| {
-            Reject::new(StatusCode::BAD_REQUEST, error.to_string())
-                .cause(crate::reason::Refusal::Cursor)
-        })?;
+        let parsed = ParsedCursor::parse(from)?;
         let start = if topics.len() == 1 {
             StartAt::After(parsed)
         } else {
