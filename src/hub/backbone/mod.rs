@@ -13,8 +13,11 @@ pub(crate) use subscription::Subscription;
 pub(crate) use sync::sync_all;
 pub(crate) use sync::{on_live, request_sync, spawn_workers, SyncQueue, SyncState};
 
-use crate::cursor::StartAt;
-use crate::{cursor::Cursor, event::Event};
+use crate::{
+    cursor::{Cursor, ParsedCursor, StartAt},
+    event::Event,
+    hub::{position_event, reset_event, ResetReason},
+};
 use std::{
     collections::{HashMap, VecDeque},
     fmt,
@@ -100,7 +103,7 @@ pub(crate) trait Backbone: Clone + Send + Sync + Sized + 'static {
         &self,
         reader: &Reader<Self>,
         here: &Position<Self::Id>,
-        from: StartAt,
+        from: ParsedCursor,
         phase: Phase,
     ) -> impl Future<Output = Result<Start<Self::Id>, Self::Error>> + Send;
 }
@@ -160,6 +163,17 @@ pub(crate) struct Start<Id> {
     pub(crate) items: VecDeque<Event>,
     pub(crate) epoch: Arc<str>,
     pub(crate) last: Id,
+}
+
+impl<Id: Copy> Start<Id> {
+    /// A start at `here` that delivers `event` first (the position, or a reset).
+    pub(crate) fn at(here: &Position<Id>, event: Event) -> Self {
+        Self {
+            items: VecDeque::from([event]),
+            epoch: here.epoch.clone(),
+            last: here.last,
+        }
+    }
 }
 
 /// `None`: the start gave up ([`Backbone::start_deadline`]); the subscription ends.
@@ -259,6 +273,14 @@ async fn start_unbounded<B: Backbone>(
                 }
             }
         }
+    };
+    let current = || B::cursor(&here.epoch, here.last);
+    let from = match from {
+        StartAt::Now => return Start::at(&here, position_event(current())),
+        StartAt::Unplaced => {
+            return Start::at(&here, reset_event(ResetReason::Invalid, &current()))
+        }
+        StartAt::After(from) => from,
     };
     let mut backoff = Duration::from_millis(50);
     loop {

@@ -9,7 +9,7 @@ use super::{
     subscription::NatsSubscription,
     wire,
 };
-use crate::cursor::StartAt;
+use crate::cursor::{ParsedCursor, StartAt};
 use crate::{
     cursor::Cursor,
     event::Event,
@@ -201,7 +201,7 @@ impl Backbone for NatsHub {
         &self,
         reader: &Reader,
         here: &Position,
-        from: StartAt,
+        from: ParsedCursor,
         phase: Phase,
     ) -> Result<Start<u64>, NatsHubError> {
         try_start(self, reader, here, from, phase).await

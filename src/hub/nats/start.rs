@@ -6,7 +6,7 @@ use super::{
     shared::{NatsHub, Position, Reader},
     wire,
 };
-use crate::cursor::{Offset, StartAt};
+use crate::cursor::{Offset, ParsedCursor};
 use crate::hub::{
     backbone::{Phase, Start},
     position_event, reset_event, ResetReason,
@@ -43,24 +43,14 @@ pub(super) async fn try_start(
     hub: &NatsHub,
     reader: &Reader,
     here: &Position,
-    from: StartAt,
+    from: ParsedCursor,
     phase: Phase,
 ) -> Result<Start<u64>, NatsHubError> {
-    let reset = |reason| Start {
-        items: VecDeque::from([reset_event(reason, &wire::cursor(&here.epoch, here.last))]),
-        epoch: here.epoch.clone(),
-        last: here.last,
-    };
-    let from = match from {
-        StartAt::Now => {
-            return Ok(Start {
-                items: VecDeque::from([position_event(wire::cursor(&here.epoch, here.last))]),
-                epoch: here.epoch.clone(),
-                last: here.last,
-            })
-        }
-        StartAt::Unplaced => return Ok(reset(ResetReason::Invalid)),
-        StartAt::After(from) => from,
+    let reset = |reason| {
+        Start::at(
+            here,
+            reset_event(reason, &wire::cursor(&here.epoch, here.last)),
+        )
     };
     let (epoch, Offset::Seq(after)) = (from.epoch(), from.offset()) else {
         return Ok(reset(ResetReason::Invalid));

@@ -9,7 +9,7 @@ use super::{
     subscription::RedisSubscription,
     wire::{cursor, Rid},
 };
-use crate::cursor::StartAt;
+use crate::cursor::{ParsedCursor, StartAt};
 use crate::{
     cursor::Cursor,
     event::Event,
@@ -81,7 +81,7 @@ impl Backbone for RedisHub {
         &self,
         reader: &Reader,
         here: &Position,
-        from: StartAt,
+        from: ParsedCursor,
         phase: Phase,
     ) -> Result<Start<Rid>, RedisHubError> {
         // Each command is bounded by the connection's response timeout (the hub's timeout);

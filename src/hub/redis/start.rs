@@ -5,7 +5,7 @@ use super::{
     shared::{Position, Reader, RedisHub},
     wire::{as_str, cursor, parse_entries, to_event, Rid, PAGE},
 };
-use crate::cursor::{Offset, StartAt};
+use crate::cursor::{Offset, ParsedCursor};
 use crate::hub::{
     backbone::{Phase, Start},
     position_event, reset_event, ResetReason,
@@ -17,25 +17,10 @@ pub(super) async fn try_start(
     hub: &RedisHub,
     reader: &Reader,
     here: &Position,
-    from: StartAt,
+    from: ParsedCursor,
     phase: Phase,
 ) -> Result<Start<Rid>, redis::RedisError> {
-    let reset = |reason| Start {
-        items: VecDeque::from([reset_event(reason, &cursor(&here.epoch, here.last))]),
-        epoch: here.epoch.clone(),
-        last: here.last,
-    };
-    let from = match from {
-        StartAt::Now => {
-            return Ok(Start {
-                items: VecDeque::from([position_event(cursor(&here.epoch, here.last))]),
-                epoch: here.epoch.clone(),
-                last: here.last,
-            })
-        }
-        StartAt::Unplaced => return Ok(reset(ResetReason::Invalid)),
-        StartAt::After(from) => from,
-    };
+    let reset = |reason| Start::at(here, reset_event(reason, &cursor(&here.epoch, here.last)));
     let (epoch, Offset::Pair(ms, seq)) = (from.epoch(), from.offset()) else {
         return Ok(reset(ResetReason::Invalid));
     };
