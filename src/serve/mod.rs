@@ -98,7 +98,7 @@ mod served;
 mod streams;
 #[cfg(feature = "tls")]
 mod tls;
-use served::{Activity, Checked, Served};
+use served::{Checked, Served};
 use streams::StreamExec;
 #[cfg(feature = "tls")]
 pub use tls::{Tls, TlsError};
@@ -410,7 +410,7 @@ impl Conns {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (service, activity): (_, Arc<Activity>) = Checked::new(service);
+        let (service, activity) = Checked::new(service);
         let io = TokioIo::new(io);
         let first = deadline.saturating_duration_since(Instant::now());
         if let Some(http1) = &self.http1 {

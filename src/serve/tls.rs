@@ -128,8 +128,14 @@ fn certified_key(
     CertifiedKey::from_der(chain, key, &provider).map_err(TlsError::Rustls)
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| pem_error(what, Some(path), e))
+/// The certified key from the PEM files `cert` and `key`.
+fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |what, path: &Path| std::fs::read(path).map_err(|e| pem_error(what, Some(path), e));
+    certified_key(
+        &read("certificate", cert)?,
+        &read("private key", key)?,
+        Some((cert, key)),
+    )
 }
 
 impl Tls {
@@ -157,11 +163,7 @@ impl Tls {
         private_key: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
         let (cert, key) = (cert_chain.as_ref(), private_key.as_ref());
-        let certified = certified_key(
-            &read("certificate", cert)?,
-            &read("private key", key)?,
-            Some((cert, key)),
-        )?;
+        let certified = load(cert, key)?;
         Ok(Self::new(
             certified,
             Some((cert.to_path_buf(), key.to_path_buf())),
@@ -186,11 +188,7 @@ impl Tls {
     /// [`from_pem_files`](Tls::from_pem_files).
     pub fn reload(&self) -> Result<(), TlsError> {
         let (cert, key) = self.resolver.files.as_ref().ok_or(TlsError::NotFromFiles)?;
-        let certified = certified_key(
-            &read("certificate", cert)?,
-            &read("private key", key)?,
-            Some((cert, key)),
-        )?;
+        let certified = load(cert, key)?;
         *self
             .resolver
             .current
