@@ -2,7 +2,7 @@
 //   node chat.mjs <chat url> <chat url with WebSocket refused> <screenshot path>
 // Prints "DROP" when the server should drop every connection, and waits for "DROPPED" on
 // stdin. Exits non-zero on any failure.
-import { chromium } from "playwright-core";
+import { assert, join, launch, say, waitFor } from "./page.mjs";
 import { createInterface } from "node:readline";
 
 const [url, noWebSocketUrl, screenshot] = process.argv.slice(2);
@@ -11,39 +11,7 @@ const pending = [];
 lines.on("line", (line) => pending.shift()?.(line));
 const nextLine = () => new Promise((resolve) => pending.push(resolve));
 
-const TIMEOUT = 15_000;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-
-function assert(ok, message) {
-  if (!ok) throw new Error(message);
-}
-
-async function join(page, base, name, transport) {
-  await page.goto(base);
-  await page.fill("#name", name);
-  await page.selectOption("#transport", transport);
-  await page.click("#join");
-  await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("open"), null, { timeout: TIMEOUT });
-  return page.textContent("#status");
-}
-
-async function say(page, text) {
-  await page.waitForFunction(() => !document.getElementById("text").disabled, null, { timeout: TIMEOUT });
-  await page.fill("#text", text);
-  await page.click("#send");
-}
-
-async function waitFor(page, text) {
-  await page.waitForFunction(
-    (t) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.endsWith(t)),
-    text,
-    { timeout: TIMEOUT },
-  );
-}
+const browser = await launch();
 
 // Every message on a page: its topic and its text exactly as shown.
 const messages = (page) => page.$$eval("#messages li:not(.note)", (lis) =>

@@ -1,22 +1,13 @@
 // Real-browser test of the chat over HTTPS with HTTP/2, run by that example's test:
 //   node h2.mjs <https url> <http url> <https url, WebSocket over HTTP/2 turned off>
 // Prints "ok <step>" per step and "BROWSER H2 OK" at the end; exits non-zero on any failure.
-import { chromium } from "playwright-core";
+import { assert, join, launch, say, waitFor } from "./page.mjs";
 
 const [h2Url, h1Url, noExtendedConnectUrl] = process.argv.slice(2);
-const TIMEOUT = 15_000;
 const STREAMS = 12;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  // The test's certificate is self-signed; the browser still negotiates h2 by ALPN.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--ignore-certificate-errors",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-
-function assert(ok, message) {
-  if (!ok) throw new Error(message);
-}
+// The test's certificate is self-signed; the browser still negotiates h2 by ALPN.
+const browser = await launch(["--ignore-certificate-errors"]);
 
 // Opens `STREAMS` EventSource streams to the chat's room (one ticket each, fetched first),
 // waits `settle` ms, then returns how many are open and, if `message`, how many received it.
@@ -70,21 +61,9 @@ async function requests(page, transport, version) {
   return line ? Number(line.split(" ").pop()) : 0;
 }
 
-async function join(page, base, name, transport) {
-  await page.goto(base);
-  await page.fill("#name", name);
-  await page.selectOption("#transport", transport);
-  await page.click("#join");
-  await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("open"), null, { timeout: TIMEOUT });
-}
-
 async function sayAndSee(page, text) {
-  await page.waitForFunction(() => !document.getElementById("text").disabled, null, { timeout: TIMEOUT });
-  await page.fill("#text", text);
-  await page.click("#send");
-  await page.waitForFunction(
-    (t) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.endsWith(t)),
-    text, { timeout: TIMEOUT });
+  await say(page, text);
+  await waitFor(page, text);
 }
 
 try {
