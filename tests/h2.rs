@@ -127,14 +127,15 @@ async fn read_sse(body: hyper::body::Incoming) -> (Vec<String>, bool) {
     (datas, true)
 }
 
+/// Waits (at most 10 s) until `done`; the panic names `what` did not happen.
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    within(async {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while !done() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    let _ = what;
+    assert!(waited.is_ok(), "not within 10 s: {what}");
 }
 
 /// Two SSE streams on one HTTP/2 connection over TLS, one never read: once its window is
