@@ -8,7 +8,7 @@
 
 use crate::rejection::Reject;
 use http::{Request, StatusCode};
-use std::{borrow::Cow, fmt};
+use std::{borrow::Cow, fmt, sync::Arc};
 
 /// An event's position in a topic, as an opaque string: the event's id on every transport.
 ///
@@ -171,10 +171,15 @@ impl From<CursorError> for Reject {
 
 /// An offset: ASCII digits only (no sign, no space), fitting a `u64`.
 pub(crate) fn parse_offset(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() {
         return None;
     }
-    s.parse().ok()
+    // One pass (every poll parses its cursor): digits, with overflow refused.
+    s.bytes().try_fold(0u64, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 impl ParsedCursor {
@@ -185,7 +190,10 @@ impl ParsedCursor {
     /// When it has no epoch of 1 to 16 letters and digits, or its offset is not `-N` or
     /// `.N-M` in digits.
     pub fn parse(cursor: &str) -> Result<Self, CursorError> {
-        let at = cursor.find(['-', '.']).ok_or(CursorError("no offset"))?;
+        let at = cursor
+            .bytes()
+            .position(|b| b == b'-' || b == b'.')
+            .ok_or(CursorError("no offset"))?;
         let (epoch, rest) = cursor.split_at(at);
         if epoch.is_empty()
             || epoch.len() > MAX_EPOCH
@@ -246,13 +254,16 @@ pub const DEFAULT_QUERY_PARAM: &str = "lastEventId";
 pub const DEFAULT_MAX_LEN: usize = 512;
 
 /// The client's resume cursor, placed in request extensions.
+///
+/// Cloning it shares the text (a reference count), so a transport keeps the request's cursor
+/// for its answer without copying it.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct LastEventId(String);
+pub struct LastEventId(Arc<str>);
 
 impl LastEventId {
     /// Wraps a cursor.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into())
     }
 
     /// The cursor.
@@ -262,7 +273,7 @@ impl LastEventId {
 
     /// The cursor, owned.
     pub fn into_inner(self) -> String {
-        self.0
+        self.0.as_ref().to_owned()
     }
 }
 
@@ -310,33 +321,32 @@ impl ReadCursor {
         // A `HeaderName` constant: looked up without parsing the name on every request.
         static NAME: http::HeaderName = http::HeaderName::from_static(LAST_EVENT_ID);
         if let Some(value) = req.headers().get(&NAME) {
-            return self.check(value.as_bytes().to_vec(), "Last-Event-ID header");
+            return self.check(value.as_bytes(), "Last-Event-ID header");
         }
         let Some(query) = req.uri().query() else {
             return Ok(None);
         };
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if decode(name) != self.query_param.as_bytes() {
+            if *decode(name) != *self.query_param.as_bytes() {
                 continue;
             }
             // Each byte decodes from at most three: refuse before allocating for a huge value.
             if value.len() > self.max_len.saturating_mul(3) {
                 return Err(too_long(&self.query_param, self.max_len));
             }
-            let decoded = decode(value);
-            return self.check(decoded, &self.query_param);
+            return self.check(&decode(value), &self.query_param);
         }
         Ok(None)
     }
 
-    fn check(&self, bytes: Vec<u8>, what: &str) -> Result<Option<LastEventId>, Reject> {
+    fn check(&self, bytes: &[u8], what: &str) -> Result<Option<LastEventId>, Reject> {
         if bytes.len() > self.max_len {
             return Err(too_long(what, self.max_len));
         }
-        match String::from_utf8(bytes) {
-            Ok(s) if s.is_empty() => Ok(None),
-            Ok(s) => Ok(Some(LastEventId(s))),
+        match std::str::from_utf8(bytes) {
+            Ok("") => Ok(None),
+            Ok(s) => Ok(Some(LastEventId(s.into()))),
             Err(_) => Err(Reject::new(
                 StatusCode::BAD_REQUEST,
                 format!("{what} is not valid UTF-8"),
@@ -352,14 +362,18 @@ fn too_long(what: &str, max: usize) -> Reject {
     )
 }
 
-/// Percent-decodes a query component (`+` is a space, as in HTML forms).
-pub(crate) fn decode(s: &str) -> Vec<u8> {
-    let bytes: Cow<'_, [u8]> = if s.contains('+') {
-        Cow::Owned(s.replace('+', " ").into_bytes())
+/// Percent-decodes a query component (`+` is a space, as in HTML forms); borrowed when there
+/// is nothing to decode (a cursor never needs it, so a poll's cursor costs no copy here).
+pub(crate) fn decode(s: &str) -> Cow<'_, [u8]> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    if s.contains('+') {
+        let spaced = s.replace('+', " ");
+        Cow::Owned(percent_encoding::percent_decode(spaced.as_bytes()).collect())
     } else {
-        Cow::Borrowed(s.as_bytes())
-    };
-    percent_encoding::percent_decode(&bytes).collect()
+        percent_encoding::percent_decode(s.as_bytes()).into()
+    }
 }
 
 #[cfg(test)]

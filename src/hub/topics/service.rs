@@ -200,14 +200,14 @@ fn query_values(query: &str, name: &str) -> Result<Vec<String>, Reject> {
     let mut values = Vec::new();
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if crate::cursor::decode(key) != name.as_bytes() {
+        if *crate::cursor::decode(key) != *name.as_bytes() {
             continue;
         }
         // Bounded before decoding: more values than any limit allows are refused below.
         if values.len() > MAX_MEMBERS {
             break;
         }
-        let value = String::from_utf8(crate::cursor::decode(value))
+        let value = String::from_utf8(crate::cursor::decode(value).into_owned())
             .map_err(|_| bad_request(format!("?{name}= is not valid UTF-8")))?;
         values.push(value);
     }
