@@ -36,7 +36,10 @@ impl<T: Clone + Send + 'static> LiveReceiver<T> {
         Self {
             rx: Some(rx),
             wait: ReusableBoxFuture::new(wait(None)),
-            backlog: true,
+            // A new receiver is empty nearly always (a poll or reconnect that kept up): wait
+            // at once. Entries already there make the first wait ready, and then `try_recv`
+            // takes the rest.
+            backlog: false,
         }
     }
 

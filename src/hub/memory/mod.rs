@@ -150,6 +150,10 @@ struct TopicState {
     /// The offset the next event gets; offsets start at 1, so `next - 1` is the last one.
     next: u64,
     ring: VecDeque<Kept>,
+    /// The position event of the offset it names, made by the first subscription that
+    /// started there and shared by the next ones: polls and reconnects that kept up all start
+    /// at the current offset, and then cost a reference count instead of a cursor and an event.
+    position: Option<(u64, Event)>,
 }
 
 impl TopicState {
@@ -320,6 +324,7 @@ impl MemoryHub {
                     state: Mutex::new(TopicState {
                         next: start,
                         ring: VecDeque::new(),
+                        position: None,
                     }),
                     tx: OnceLock::new(),
                     epoch: self.shared.epoch.clone(),
@@ -338,6 +343,20 @@ impl MemoryHub {
 
     fn cursor(&self, offset: u64) -> Cursor {
         cursor(&self.shared.epoch, offset)
+    }
+
+    /// The position event for `after`; the current offset's is made once and shared.
+    fn position(&self, state: &mut TopicState, after: u64) -> Event {
+        match &state.position {
+            Some((at, event)) if *at == after => event.clone(),
+            _ => {
+                let event = position_event(self.cursor(after));
+                if after == state.last() {
+                    state.position = Some((after, event.clone()));
+                }
+                event
+            }
+        }
     }
 
     /// The offset to resume after, or why not.
@@ -447,7 +466,7 @@ impl Hub for MemoryHub {
             Ok(topic) => topic,
             Err(_) => unreachable!("subscribing is not capped"),
         };
-        let state = lock(&topic.state);
+        let mut state = lock(&topic.state);
         // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
         let rx = topic
             .tx
@@ -468,7 +487,7 @@ impl Hub for MemoryHub {
                             .collect(),
                     )
                 });
-                (position_event(self.cursor(after)), replay)
+                (self.position(&mut state, after), replay)
             }
             Err(reason) => (reset_event(reason, &self.cursor(state.last())), None),
         };
