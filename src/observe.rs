@@ -173,7 +173,6 @@ pub fn describe() {
 /// The span of a push connection about to be served. See the [module docs](self).
 #[cfg(transport)]
 pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>) -> Span {
-    let principal = req.extensions().get::<Principal>().map(Principal::as_str);
     let http_version = match req.version() {
         http::Version::HTTP_2 => "2",
         http::Version::HTTP_3 => "3",
@@ -187,17 +186,20 @@ pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>
         "push_connection",
         transport,
         http_version,
-        principal,
+        principal = tracing::field::Empty,
         topic = tracing::field::Empty
     );
     // No subscriber wants it: `Span::none()` costs nothing to enter, where a disabled span
     // still goes through `tracing`'s `log` fallback on every enter and exit when some
     // dependency turns that feature on (about 300 instructions per long poll).
     if span.is_disabled() {
-        Span::none()
-    } else {
-        span
+        return Span::none();
     }
+    // Looked up only for a span someone records.
+    if let Some(principal) = req.extensions().get::<Principal>() {
+        span.record("principal", principal.as_str());
+    }
+    span
 }
 
 /// Records `topic` in the current connection span (if any).
