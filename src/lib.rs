@@ -94,6 +94,8 @@
 //! | `limit` | yes | [`limit`]: connection limits held for the life of each stream |
 //! | `connection` | yes | [`connection`]: a write-stall deadline and forced close for each connection |
 //! | `serve` | yes | [`serve`]: hyper's server with deadlines, limits and a shutdown that always finishes |
+//! | `http2` | no | HTTP/2 in [`serve`] (not a default: it makes every `axum::serve` connection about 1 KiB larger) |
+//! | `tls` | no | HTTPS with ALPN `h2` and `http/1.1` in [`serve`]; turns on `http2` |
 //! | `redis` | no | `hub::RedisHub` and `auth_ticket::RedisTicketStore`: the Redis backbone |
 //! | `nats` | no | `hub::NatsHub` and `auth_ticket::NatsTicketStore`: the NATS JetStream backbone |
 //! | `metrics` | no | metrics through the `metrics` facade (see [`observe`]) |

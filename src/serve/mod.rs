@@ -2,9 +2,10 @@
 //! deadline, and whose shutdown always finishes.
 //!
 //! A push server's connections live for hours, so the server around the routes matters as
-//! much as the routes. [`Server`] is hyper's HTTP/1.1 + HTTP/2 server (WebSocket upgrades and
-//! RFC 8441 extended CONNECT enabled; [`http1_only`](Server::http1_only) for about half the
-//! memory per connection) with these settings:
+//! much as the routes. [`Server`] is hyper's HTTP/1.1 server with WebSocket upgrades, and with
+//! the `http2` feature (which `tls` turns on) its HTTP/1.1 + HTTP/2 server (RFC 8441 extended
+//! CONNECT enabled; [`http1_only`](Server::http1_only) for about half the memory per
+//! connection), with these settings:
 //!
 //! | wait | deadline or limit | default |
 //! |---|---|---|
@@ -82,12 +83,11 @@
 use crate::{connection::ConnectionGuard, drain::Drain, error::BoxError};
 use http::{Request, Response};
 use hyper::body::Incoming;
+#[cfg(feature = "http2")]
+use hyper_util::server::conn::auto;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::{
-        conn::auto,
-        graceful::{GracefulShutdown, Watcher},
-    },
+    server::graceful::{GracefulShutdown, Watcher},
 };
 use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
@@ -99,6 +99,7 @@ mod streams;
 #[cfg(feature = "tls")]
 mod tls;
 use served::{Checked, Served};
+#[cfg(feature = "http2")]
 use streams::StreamExec;
 #[cfg(feature = "tls")]
 pub use tls::{Tls, TlsError};
@@ -107,10 +108,13 @@ pub use tls::{Tls, TlsError};
 /// recommends no fewer).
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 /// The receive window of each HTTP/2 stream: 256 KiB.
+#[cfg(feature = "http2")]
 const HTTP2_STREAM_WINDOW: u32 = 256 << 10;
 /// The receive window of an HTTP/2 connection: 1 MiB.
+#[cfg(feature = "http2")]
 const HTTP2_CONNECTION_WINDOW: u32 = 1 << 20;
 /// The unsent bytes one HTTP/2 stream may hold: 64 KiB.
+#[cfg(feature = "http2")]
 const HTTP2_SEND_BUFFER: usize = 64 << 10;
 
 /// Serves a tower service with the hardened settings. See the [module docs](self).
@@ -125,7 +129,9 @@ pub struct Server {
     max_header_bytes: usize,
     grace: Duration,
     http1_only: bool,
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
     max_concurrent_streams: u32,
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
     extended_connect: bool,
     #[cfg(feature = "tls")]
     tls: Option<Tls>,
@@ -193,7 +199,7 @@ impl Server {
     }
 
     /// Serves HTTP/1.1 only: WebSocket upgrades work, HTTP/2 (and WebSocket over HTTP/2,
-    /// RFC 8441) does not. Each connection is then hyper's HTTP/1.1 connection without the
+    /// RFC 8441) does not. Without the `http2` feature every connection is HTTP/1.1 anyway. Each connection is then hyper's HTTP/1.1 connection without the
     /// protocol detection, which holds about half the memory per idle connection (see the
     /// README's serving recipe for the measurement). Default `false`.
     pub fn http1_only(mut self, enabled: bool) -> Self {
@@ -257,6 +263,7 @@ impl Server {
     }
 
     /// The hyper builder with these settings.
+    #[cfg(feature = "http2")]
     fn builder(&self) -> auto::Builder<StreamExec> {
         let mut builder = auto::Builder::new(StreamExec {
             stall: self.stall_timeout,
@@ -309,8 +316,11 @@ impl Server {
         // upgrades, so they stop on this token and are awaited through this tracker.
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
         let conns = Arc::new(Conns {
+            #[cfg(feature = "http2")]
             builder: self.builder(),
-            http1: self.http1_only.then(|| self.http1_builder()),
+            http1: self.http1_builder(),
+            #[cfg(feature = "http2")]
+            http1_only: self.http1_only,
             stop: stop.clone(),
             tracker: tracker.clone(),
             first: self.header_read_timeout,
@@ -389,8 +399,12 @@ impl Server {
 /// What serving one accepted connection needs, shared by the accept loop and the TLS
 /// handshakes.
 struct Conns {
+    #[cfg(feature = "http2")]
     builder: auto::Builder<StreamExec>,
-    http1: Option<hyper::server::conn::http1::Builder>,
+    http1: hyper::server::conn::http1::Builder,
+    /// Every connection HTTP/1.1 (without the `http2` feature, always).
+    #[cfg(feature = "http2")]
+    http1_only: bool,
     stop: CancellationToken,
     tracker: TaskTracker,
     first: Duration,
@@ -413,26 +427,29 @@ impl Conns {
         let (service, activity) = Checked::new(service);
         let io = TokioIo::new(io);
         let first = deadline.saturating_duration_since(Instant::now());
-        if let Some(http1) = &self.http1 {
-            let conn = http1.serve_connection(io, service).with_upgrades();
-            self.tracker.spawn(Served::new(
-                conn,
-                Some(self.stop.clone().cancelled_owned()),
-                |conn| conn.graceful_shutdown(),
+        #[cfg(feature = "http2")]
+        if !self.http1_only {
+            let conn = self
+                .builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned();
+            tokio::spawn(Served::new(
+                watcher.watch(conn),
+                None,
+                |_| {},
                 activity,
                 first,
                 self.idle,
             ));
             return;
         }
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        tokio::spawn(Served::new(
-            watcher.watch(conn),
-            None,
-            |_| {},
+        // HTTP/1.1 connections stop on the token and are awaited through the tracker.
+        drop(watcher);
+        let conn = self.http1.serve_connection(io, service).with_upgrades();
+        self.tracker.spawn(Served::new(
+            conn,
+            Some(self.stop.clone().cancelled_owned()),
+            |conn| conn.graceful_shutdown(),
             activity,
             first,
             self.idle,

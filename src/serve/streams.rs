@@ -59,11 +59,13 @@ pub(super) fn watch_next() -> Arc<Progress> {
 }
 
 /// hyper's executor for HTTP/2 stream tasks: tokio's, with each stream watched.
+#[cfg(feature = "http2")]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct StreamExec {
     pub(super) stall: Duration,
 }
 
+#[cfg(feature = "http2")]
 impl<F> hyper::rt::Executor<F> for StreamExec
 where
     F: Future<Output = ()> + Send + 'static,
