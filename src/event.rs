@@ -81,8 +81,8 @@ struct Inner {
 /// A wire format: how a transport writes an event. Each event is encoded at most once per
 /// format, the first time a transport asks ([`Event::encoded`]), and every connection then
 /// shares that encoding. The model knows no format: each transport owns its own (SSE's in
-/// `sse/wire.rs`, the WebSocket text in `ws/wire.rs`; JSON is here, shared by long-poll and
-/// WebSocket).
+/// `sse/wire.rs`, the WebSocket text in `ws/wire.rs`, long-poll's one-event answer in
+/// `long_poll/future.rs`; JSON is here, shared by long-poll and WebSocket).
 pub(crate) trait Encoding {
     /// The encoded form, cheap to clone (a reference count).
     type Output: Clone + Send + Sync + 'static;
@@ -93,7 +93,7 @@ pub(crate) trait Encoding {
 }
 
 /// How many wire formats an event caches.
-const FORMATS: usize = 3;
+const FORMATS: usize = 4;
 /// The cache slot of the `text/event-stream` block.
 pub(crate) const SSE_SLOT: usize = 0;
 /// The cache slot of the JSON object.
@@ -101,6 +101,9 @@ pub(crate) const JSON_SLOT: usize = 1;
 /// The cache slot of the WebSocket text message.
 #[cfg_attr(not(feature = "ws"), allow(dead_code))]
 pub(crate) const WS_TEXT_SLOT: usize = 2;
+/// The cache slot of the long-poll answer that ends with this event (its id the cursor).
+#[cfg_attr(not(feature = "long-poll"), allow(dead_code))]
+pub(crate) const LONG_POLL_SLOT: usize = 3;
 
 /// The JSON object of an event (long-poll and WebSocket).
 struct Json;

@@ -48,7 +48,7 @@ async fn poll(client: &HttpClient, addr: SocketAddr, cursor: Option<&str>) -> Ba
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/json");
     assert_eq!(res.headers()["cache-control"], "no-store");
-    serde_json::from_slice(&body_bytes(res).await).expect("valid JSON")
+    serde_json::from_value(support::long_poll_answer(&body_bytes(res).await)).unwrap()
 }
 
 /// Waits (bounded) until the room has at least `n` subscribers: the polls are being held.

@@ -210,7 +210,7 @@ async fn session(
                     .map_err(|_| deadline_error())?
                     .map_err(|e| e.to_string())?
                     .to_bytes();
-                let batch: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                let batch = support::long_poll_answer(&body);
                 if seen.cursor.is_none() {
                     seen.first_window.1 = published.load(Ordering::SeqCst);
                 }

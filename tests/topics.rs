@@ -118,7 +118,7 @@ impl Client {
             .unwrap();
         let res = within(h1().request(req)).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        let batch: Value = serde_json::from_slice(&body_bytes(res).await).unwrap();
+        let batch = support::long_poll_answer(&body_bytes(res).await);
         for e in batch["events"].as_array().unwrap() {
             buffered.push(from_json(e));
         }

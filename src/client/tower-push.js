@@ -169,6 +169,9 @@
       var batch;
       try { batch = await res.json(); } catch (err) { again(!open); return; }
       if (!open) opened();
+      // The cursor is written once: the last event without an `id` field has it as its id.
+      var last = batch.events[batch.events.length - 1];
+      if (last && !("id" in last)) last.id = batch.cursor;
       batch.events.forEach(deliver);
       if (batch.cursor) cursor = batch.cursor;
       if (closed) return;

@@ -1,8 +1,9 @@
 use super::service::Config;
 use crate::{
     body::PushBody,
+    cursor::LastEventId,
     error::BoxError,
-    event::Event,
+    event::{Encoding, Event, LONG_POLL_SLOT},
     json::json_string,
     observe::Connection,
     push::{IntoPush, Push},
@@ -18,6 +19,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::LazyLock,
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -41,6 +43,16 @@ pin_project! {
     }
 }
 
+/// The event whose id is the answer's cursor. Held once, not cloned per event.
+enum Told {
+    /// No event told one: the request's cursor.
+    Request,
+    /// The last listed event.
+    Last,
+    /// An id-only event, or a listed one before events without an id.
+    Event(Event),
+}
+
 /// Room for `{"events":[`, `],"cursor":`, a cursor and `}` beside the first event.
 const ANSWER_FRAMING: usize = 64;
 
@@ -55,11 +67,14 @@ struct Batch {
     /// Whether the poll came with a cursor.
     had_cursor: bool,
     /// The request's cursor.
-    cursor: Option<String>,
-    /// The last event that told a cursor (an id): the answer's cursor, else the request's.
-    learned: Option<Event>,
-    /// The answer's body so far: `{"events":[` and the events' JSON, comma-separated.
+    cursor: Option<LastEventId>,
+    /// Where the answer's cursor comes from: the last event that told one (an id).
+    told: Told,
+    /// The answer's body so far: `{"events":[` and the events' JSON, comma-separated, except
+    /// the last event's, which waits in `last` with its JSON (its id may be the cursor,
+    /// written once).
     body: BytesMut,
+    last: Option<(Event, Bytes)>,
     /// How many events, and the bytes of their JSON.
     events: usize,
     bytes: usize,
@@ -71,7 +86,7 @@ struct Batch {
 }
 
 impl<F, St> ResponseFuture<F, St> {
-    pub(crate) fn new(future: F, config: &Config, cursor: Option<String>, span: Span) -> Self {
+    pub(crate) fn new(future: F, config: &Config, cursor: Option<LastEventId>, span: Span) -> Self {
         let batch = Batch {
             deadline: Instant::now() + config.timeout,
             linger: config.linger,
@@ -80,8 +95,9 @@ impl<F, St> ResponseFuture<F, St> {
             max_bytes: config.max_bytes,
             had_cursor: cursor.is_some(),
             cursor,
-            learned: None,
+            told: Told::Request,
             body: BytesMut::new(),
+            last: None,
             events: 0,
             bytes: 0,
             failed: false,
@@ -186,27 +202,33 @@ impl Batch {
                     Ok(Push::Event(event)) => {
                         // An id-only event moves the cursor without being listed.
                         if event.is_cursor_only() {
-                            self.learned = Some(event);
+                            self.told = Told::Event(event);
                             continue;
                         }
                         let json = event.to_json();
+                        let len = json.len();
                         if let Some(connection) = &mut self.connection {
-                            connection.delivered(&event, json.len());
+                            connection.delivered(&event, len);
                         }
+                        let has_id = event.get_id().is_some();
                         // One buffer for the whole answer: the events' JSON is copied once,
                         // instead of a list of pieces, a list of chunks and a tail.
-                        if self.events == 0 {
-                            self.body.reserve(ANSWER_FRAMING + json.len());
-                            self.body.extend_from_slice(b"{\"events\":[");
-                        } else {
+                        if let Some((before, json)) = self.last.replace((event, json)) {
+                            if self.events == 1 {
+                                self.body.reserve(ANSWER_FRAMING + 2 * json.len());
+                                self.body.extend_from_slice(b"{\"events\":[");
+                            }
+                            self.body.extend_from_slice(&json);
                             self.body.extend_from_slice(b",");
+                            if !has_id && matches!(self.told, Told::Last) {
+                                self.told = Told::Event(before);
+                            }
                         }
-                        self.body.extend_from_slice(&json);
-                        self.bytes += json.len();
+                        if has_id {
+                            self.told = Told::Last;
+                        }
+                        self.bytes += len;
                         self.events += 1;
-                        if event.get_id().is_some() {
-                            self.learned = Some(event);
-                        }
                         if self.events >= self.max_events || self.bytes >= self.max_bytes {
                             return Poll::Ready(());
                         }
@@ -227,7 +249,7 @@ impl Batch {
                 Poll::Ready(None) => return Poll::Ready(()),
                 Poll::Pending => {
                     if self.events == 0 {
-                        if !self.had_cursor && self.learned.is_some() {
+                        if !self.had_cursor && !matches!(self.told, Told::Request) {
                             return Poll::Ready(());
                         }
                         return sleep.poll(cx);
@@ -271,35 +293,254 @@ impl Batch {
             );
             return res.map(PushBody::full);
         }
-        let mut body = std::mem::take(&mut self.body);
-        let cursor = match &self.learned {
-            Some(event) => event.get_id(),
-            None => self.cursor.as_deref(),
+        let last = self.last.take();
+        let cursor = match (&self.told, &last) {
+            (Told::Last, Some((event, _))) | (Told::Event(event), _) => event.get_id(),
+            _ => self.cursor.as_ref().map(LastEventId::as_str),
         };
-        if self.events == 0 {
-            body.reserve(ANSWER_FRAMING + cursor.map_or(0, str::len));
-            body.extend_from_slice(b"{\"events\":[");
-        }
-        body.extend_from_slice(b"],\"cursor\":");
-        match cursor {
-            Some(cursor) => json_string(&mut body, cursor),
-            None => body.extend_from_slice(b"null"),
-        }
-        body.extend_from_slice(b"}");
+        let body = match (&self.told, &last) {
+            // The answer of a held poll that one event (or a timeout) completes is the same
+            // for every poll: made once per event and shared, as SSE's and WebSocket's
+            // encodings are.
+            (Told::Event(told), None) => told.encoded::<Answer>(),
+            (Told::Last, Some((last, _))) if self.events == 1 => last.encoded::<Answer>(),
+            _ => {
+                let mut body = std::mem::take(&mut self.body);
+                if self.events <= 1 {
+                    let len = last.as_ref().map_or(0, |(_, json)| json.len());
+                    body.reserve(ANSWER_FRAMING + len + cursor.map_or(0, str::len));
+                    body.extend_from_slice(b"{\"events\":[");
+                }
+                finish(
+                    &mut body,
+                    last.as_ref().map(|(e, json)| (e, &json[..])),
+                    cursor,
+                );
+                body.freeze()
+            }
+        };
         if let Some(connection) = &mut connection {
             // The framing around the events' JSON (counted as they were taken).
-            connection.wrote(body.len() - self.bytes);
+            connection.wrote(body.len().saturating_sub(self.bytes));
         }
 
-        let mut res = Response::new(PushBody::full(body.freeze()));
-        // Sized for its two headers: one allocation, no growth.
-        let mut headers = HeaderMap::with_capacity(2);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        *res.headers_mut() = headers;
+        let mut res = Response::new(PushBody::full(body));
+        // Copied from one made once: no hashing or growth per answer.
+        static HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+            let mut headers = HeaderMap::with_capacity(2);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            // Caching proxies (Varnish's default TTL, for one) would otherwise keep an answer
+            // and give it to the next poll with the same cursor.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers
+        });
+        *res.headers_mut() = HEADERS.clone();
         res
+    }
+}
+
+/// The answer whose last event is this one and whose cursor is its id; for an id-only event,
+/// the answer that lists nothing and tells its id.
+struct Answer;
+
+impl Encoding for Answer {
+    type Output = Bytes;
+    const SLOT: usize = LONG_POLL_SLOT;
+    fn encode(event: &Event) -> Bytes {
+        let cursor = event.get_id();
+        let json = (!event.is_cursor_only()).then(|| event.to_json());
+        let len = json.as_ref().map_or(0, Bytes::len);
+        let mut body = BytesMut::with_capacity(ANSWER_FRAMING + len + cursor.map_or(0, str::len));
+        body.extend_from_slice(b"{\"events\":[");
+        finish(
+            &mut body,
+            json.as_ref().map(|json| (event, &json[..])),
+            cursor,
+        );
+        body.freeze()
+    }
+}
+
+/// Ends an answer whose events before the last are in `body`: the last event, then the cursor.
+fn finish(body: &mut BytesMut, last: Option<(&Event, &[u8])>, cursor: Option<&str>) {
+    if let Some((last, json)) = last {
+        write_last(body, last, json, cursor);
+    }
+    body.extend_from_slice(b"],\"cursor\":");
+    match cursor {
+        Some(cursor) => json_string(body, cursor),
+        None => body.extend_from_slice(b"null"),
+    }
+    body.extend_from_slice(b"}");
+}
+
+/// Writes the answer's last event: without its id when that is the answer's `cursor` (the
+/// cursor once), with `"id":null` when it has none but the answer has a cursor (so a client
+/// never takes the cursor for an id the event did not have), else as it is.
+fn write_last(body: &mut BytesMut, last: &Event, json: &[u8], cursor: Option<&str>) {
+    match (last.get_id(), cursor) {
+        (Some(id), Some(cursor)) if id == cursor => match id_field_end(json) {
+            Some(end) => {
+                body.extend_from_slice(b"{");
+                body.extend_from_slice(&json[end..]);
+            }
+            None => body.extend_from_slice(json),
+        },
+        (None, Some(_)) => {
+            body.extend_from_slice(b"{\"id\":null,");
+            body.extend_from_slice(&json[1..]);
+        }
+        _ => body.extend_from_slice(json),
+    }
+}
+
+/// In an event's JSON that starts with its id and has another field after it
+/// (`{"id":"..",...`), where the field after the id starts; else `None`.
+fn id_field_end(json: &[u8]) -> Option<usize> {
+    let rest = json.strip_prefix(b"{\"id\":\"")?;
+    let mut escaped = false;
+    for (i, &b) in rest.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => {
+                let end = json.len() - rest.len() + i + 1;
+                return (json.get(end) == Some(&b',')).then_some(end + 1);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: Option<&str>, data: &str) -> Event {
+        let event = Event::new().data(data);
+        match id {
+            Some(id) => event.id(id).unwrap(),
+            None => event,
+        }
+    }
+
+    /// The answer the general path writes for `events` (in order) and `cursor`.
+    fn answer(events: &[Event], cursor: Option<&str>) -> String {
+        let mut body = BytesMut::from(&b"{\"events\":["[..]);
+        let (last, before) = events
+            .split_last()
+            .map_or((None, &[][..]), |(l, b)| (Some(l), b));
+        for e in before {
+            body.extend_from_slice(&e.to_json());
+            body.extend_from_slice(b",");
+        }
+        let json = last.map(Event::to_json);
+        finish(&mut body, last.zip(json.as_deref()), cursor);
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_cursor_is_written_once() {
+        let (a, b) = (event(Some("e-1"), "a"), event(Some("e-2"), "b"));
+        assert_eq!(
+            answer(&[a.clone(), b], Some("e-2")),
+            r#"{"events":[{"id":"e-1","data":"a"},{"data":"b"}],"cursor":"e-2"}"#
+        );
+        // An id-only event moved the cursor past the last listed one: its id stays.
+        assert_eq!(
+            answer(&[a], Some("e-3")),
+            r#"{"events":[{"id":"e-1","data":"a"}],"cursor":"e-3"}"#
+        );
+    }
+
+    #[test]
+    fn a_last_event_without_an_id_says_so_when_there_is_a_cursor() {
+        let (a, b) = (event(Some("e-1"), "a"), event(None, "b"));
+        assert_eq!(
+            answer(&[a, b.clone()], Some("e-1")),
+            r#"{"events":[{"id":"e-1","data":"a"},{"id":null,"data":"b"}],"cursor":"e-1"}"#
+        );
+        assert_eq!(
+            answer(&[b], None),
+            r#"{"events":[{"data":"b"}],"cursor":null}"#
+        );
+    }
+
+    #[test]
+    fn an_id_that_json_escapes_is_left_out_whole() {
+        let e = event(Some(r#"q"u\o"#), "x");
+        let text = answer(std::slice::from_ref(&e), e.get_id());
+        assert_eq!(text, r#"{"events":[{"data":"x"}],"cursor":"q\"u\\o"}"#);
+        assert_eq!(id_field_end(br#"{"id":"x"}"#), None, "an id-only object");
+    }
+
+    #[test]
+    fn the_shared_answer_is_the_one_the_general_path_writes() {
+        let e = event(Some("e-7"), "hello");
+        assert_eq!(
+            &e.encoded::<Answer>()[..],
+            answer(std::slice::from_ref(&e), Some("e-7")).as_bytes()
+        );
+        let position = Event::cursor_only("e-7".into());
+        assert_eq!(
+            &position.encoded::<Answer>()[..],
+            br#"{"events":[],"cursor":"e-7"}"#
+        );
+    }
+
+    /// The answer `LongPoll` gives for a stream of `events` (without a request cursor).
+    async fn polled(events: Vec<Event>) -> String {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let svc = super::super::LongPoll::new(tower::service_fn(move |_req: http::Request<()>| {
+            let events = events.clone();
+            async move { Ok::<_, std::convert::Infallible>(tokio_stream::iter(events)) }
+        }));
+        let res = svc.oneshot(http::Request::new(())).await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cursor_is_the_last_event_that_told_one() {
+        let told = |id: &str| Event::cursor_only(id.into());
+        let cases = [
+            (
+                vec![event(Some("e-1"), "a"), event(None, "b")],
+                r#"{"events":[{"id":"e-1","data":"a"},{"id":null,"data":"b"}],"cursor":"e-1"}"#,
+            ),
+            (
+                vec![told("e-1"), event(None, "b")],
+                r#"{"events":[{"id":null,"data":"b"}],"cursor":"e-1"}"#,
+            ),
+            (
+                vec![
+                    event(Some("e-1"), "a"),
+                    event(Some("e-2"), "b"),
+                    told("e-3"),
+                ],
+                r#"{"events":[{"id":"e-1","data":"a"},{"id":"e-2","data":"b"}],"cursor":"e-3"}"#,
+            ),
+            (
+                vec![
+                    event(Some("e-1"), "a"),
+                    event(None, "b"),
+                    event(Some("e-2"), "c"),
+                ],
+                r#"{"events":[{"id":"e-1","data":"a"},{"data":"b"},{"data":"c"}],"cursor":"e-2"}"#,
+            ),
+            (vec![told("e-4")], r#"{"events":[],"cursor":"e-4"}"#),
+            (
+                vec![event(Some("e-5"), "x")],
+                r#"{"events":[{"data":"x"}],"cursor":"e-5"}"#,
+            ),
+        ];
+        for (events, expected) in cases {
+            assert_eq!(polled(events).await, expected);
+        }
     }
 }

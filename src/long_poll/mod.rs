@@ -23,12 +23,17 @@
 //! `200 OK`, `Content-Type: application/json`, `Cache-Control: no-store`:
 //!
 //! ```json
-//! {"events":[{"id":"c1-8","event":"message","data":"hello"}],"cursor":"c1-8"}
+//! {"events":[{"id":"c1-7","data":"hi"},{"event":"message","data":"hello"}],"cursor":"c1-8"}
 //! ```
 //!
 //! * `events`: the batch in order. Each object carries the event's `id`, `event` name and
 //!   `data` **text**, each left out when the event has none (JSON data stays a string: parse
 //!   it on the client). `retry` and comments are not carried.
+//! * The cursor is written once: the **last** event's `id` is left out when it equals the
+//!   answer's `cursor` (the usual case), and a last event without an id says `"id":null`
+//!   when the answer has a cursor. So a client takes `cursor` as the last event's id when
+//!   that event has no `id` field. (For a one-event answer this saves the cursor's length
+//!   plus 8 bytes.)
 //! * `cursor`: send it back as `?lastEventId=` (or `Last-Event-ID`) on the next poll. It is
 //!   the id of the last event seen, including id-only events (which move the cursor without
 //!   being listed); without any, it is the cursor the poll came with, or `null`.
@@ -60,7 +65,7 @@
 //! let body = res.into_body().collect().await.unwrap().to_bytes();
 //! assert_eq!(
 //!     &body[..],
-//!     br#"{"events":[{"id":"1","data":"n1"},{"id":"2","data":"n2"}],"cursor":"2"}"#,
+//!     br#"{"events":[{"id":"1","data":"n1"},{"data":"n2"}],"cursor":"2"}"#,
 //! );
 //! # }
 //! ```

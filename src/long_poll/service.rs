@@ -61,10 +61,8 @@ impl Config {
         if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
             return ResponseFuture::ready(res);
         }
-        let cursor = req
-            .extensions()
-            .get::<LastEventId>()
-            .map(|id| id.as_str().to_owned());
+        // Shared, not copied: the answer repeats it when no event moves it.
+        let cursor = req.extensions().get::<LastEventId>().cloned();
         let span = observe::connection_span("long-poll", &req);
         let future = span.in_scope(|| inner.service.call(req));
         ResponseFuture::new(future, self, cursor, span)

@@ -55,7 +55,7 @@ async fn poll(
     if status != StatusCode::OK {
         return (status, Vec::new(), None);
     }
-    let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let batch = super::long_poll_answer(&body);
     let events = batch["events"].as_array().unwrap().clone();
     (status, events, batch["cursor"].as_str().map(str::to_owned))
 }
