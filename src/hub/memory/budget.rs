@@ -9,7 +9,7 @@
 //! newer than the snapshot; then (about once per budget's worth of publishes) it is made
 //! again. Under the budget nothing is spent but two atomic additions per publish.
 
-use super::{lock, Entry, Shared, Topic};
+use super::{lock, read, Entry, Shared, Topic};
 use crate::observe;
 use std::{
     cmp::Reverse,
@@ -154,7 +154,7 @@ impl Shared {
     /// Makes the heap again from the topics the hub holds now.
     fn snapshot(&self, evictor: &mut Evictor) {
         evictor.horizon = self.budget.next_seq.load(Ordering::Relaxed);
-        let topics: Vec<Arc<Topic>> = lock(&self.topics).map.values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = read(&self.topics).map.values().cloned().collect();
         evictor.oldest.clear();
         evictor.topics.clear();
         for topic in topics {

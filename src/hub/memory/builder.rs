@@ -2,7 +2,7 @@
 
 use super::{Budget, MemoryHub, Shared, Topics};
 use std::{
-    sync::{atomic::AtomicU64, Arc, Mutex},
+    sync::{atomic::AtomicU64, Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -70,7 +70,7 @@ impl MemoryHubBuilder {
                 budget: Budget::new(self.max_history_bytes),
                 refused: AtomicU64::new(0),
                 warned_at: AtomicU64::new(0),
-                topics: Mutex::new(Topics::default()),
+                topics: RwLock::new(Topics::default()),
                 clock: AtomicU64::new(1),
                 born: Instant::now(),
             }),

@@ -1,7 +1,7 @@
 use super::live::LiveReceiver;
 use super::{position_event, reset_event, Cursor, Hub, ResetReason};
 use crate::cursor::{Offset, StartAt};
-use crate::sync::lock;
+use crate::sync::{lock, read, write};
 use crate::{event::Event, observe};
 use futures_core::Stream;
 use std::{
@@ -11,7 +11,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, OnceLock, Weak,
+        Arc, Mutex, OnceLock, RwLock, Weak,
     },
     task::{ready, Context, Poll},
     time::{Duration, Instant},
@@ -98,7 +98,8 @@ struct Shared {
     /// Refusals since the last warning, and when that was (ms since `born`; 0: never).
     refused: AtomicU64,
     warned_at: AtomicU64,
-    topics: Mutex<Topics>,
+    /// Read by every publish and subscribe; written only to add, remove or sweep topics.
+    topics: RwLock<Topics>,
     /// Above every offset given so far: where a new topic's offsets start.
     clock: AtomicU64,
     /// The start of `Topic::touched`'s clock.
@@ -132,6 +133,19 @@ struct Topic {
 
 /// A topic in use (found in the map, not yet published to or subscribed): not swept.
 struct InUse(Arc<Topic>);
+
+impl InUse {
+    /// Marks `topic` used now (the sweep leaves it alone until the handle is dropped).
+    fn new(topic: &Arc<Topic>, now: u64) -> Self {
+        // Written only when it changes: a burst of polls shares one cache line without
+        // each of them taking it over.
+        if topic.touched.load(Ordering::Relaxed) != now {
+            topic.touched.store(now, Ordering::Relaxed);
+        }
+        topic.using.fetch_add(1, Ordering::Acquire);
+        Self(topic.clone())
+    }
+}
 
 impl Drop for InUse {
     fn drop(&mut self) {
@@ -262,7 +276,7 @@ impl MemoryHub {
 
     /// A snapshot of `topic`, or `None` if it does not exist.
     pub fn topic_stats(&self, topic: &str) -> Option<TopicStats> {
-        let topic = lock(&self.shared.topics).map.get(topic).cloned()?;
+        let topic = read(&self.shared.topics).map.get(topic).cloned()?;
         let state = lock(&topic.state);
         Some(TopicStats {
             history: state.ring.len(),
@@ -276,7 +290,7 @@ impl MemoryHub {
     /// were sent; a later publish or subscribe creates the topic anew (and old cursors get
     /// `reset`).
     pub fn remove_topic(&self, topic: &str) -> bool {
-        lock(&self.shared.topics).map.remove(topic).is_some()
+        write(&self.shared.topics).map.remove(topic).is_some()
     }
 
     /// The bytes of history the hub holds now, all topics together, as counted against
@@ -287,7 +301,7 @@ impl MemoryHub {
 
     /// The number of topics the hub holds now.
     pub fn topic_count(&self) -> usize {
-        lock(&self.shared.topics).map.len()
+        read(&self.shared.topics).map.len()
     }
 
     /// Drops the idle topics now (what the sweep does); returns how many.
@@ -298,7 +312,12 @@ impl MemoryHub {
     /// The topic, made if needed; for a publish (`capped`), not past `max_topics`.
     fn topic(&self, name: &str, capped: bool) -> Result<InUse, MemoryHubError> {
         let now = self.shared.now();
-        let mut topics = lock(&self.shared.topics);
+        // Found under the read lock (every poll and reconnect looks its topic up; they do not
+        // wait for each other); made under the write lock.
+        if let Some(topic) = read(&self.shared.topics).map.get(name) {
+            return Ok(InUse::new(topic, now));
+        }
+        let mut topics = write(&self.shared.topics);
         let topic = match topics.map.get(name) {
             Some(topic) => topic.clone(),
             None => {
@@ -336,9 +355,7 @@ impl MemoryHub {
                 topic
             }
         };
-        topic.touched.store(now, Ordering::Relaxed);
-        topic.using.fetch_add(1, Ordering::Acquire);
-        Ok(InUse(topic))
+        Ok(InUse::new(&topic, now))
     }
 
     fn cursor(&self, offset: u64) -> Cursor {
@@ -393,7 +410,7 @@ impl Shared {
     }
 
     fn sweep(&self) -> usize {
-        self.sweep_locked(&mut lock(&self.topics))
+        self.sweep_locked(&mut write(&self.topics))
     }
 
     fn sweep_locked(&self, topics: &mut Topics) -> usize {
