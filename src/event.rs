@@ -387,6 +387,19 @@ impl Event {
         self.encoded::<Json>()
     }
 
+    /// Whether the event is already encoded in format `E`.
+    #[cfg_attr(not(feature = "long-poll"), allow(dead_code))]
+    pub(crate) fn is_encoded<E: Encoding>(&self) -> bool {
+        self.inner.encoded[E::SLOT].get().is_some()
+    }
+
+    /// How many handles share this event now (a hub's history and buffer, and each
+    /// subscriber holding it): a hint of how many connections are writing it.
+    #[cfg_attr(not(feature = "long-poll"), allow(dead_code))]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     /// The event in format `E`, encoded the first time and shared by every clone after.
     pub(crate) fn encoded<E: Encoding>(&self) -> E::Output {
         self.inner.encoded[E::SLOT]

@@ -302,8 +302,10 @@ impl Batch {
             // The answer of a held poll that one event (or a timeout) completes is the same
             // for every poll: made once per event and shared, as SSE's and WebSocket's
             // encodings are.
-            (Told::Event(told), None) => told.encoded::<Answer>(),
-            (Told::Last, Some((last, _))) if self.events == 1 => last.encoded::<Answer>(),
+            (Told::Event(told), None) if shared(told) => told.encoded::<Answer>(),
+            (Told::Last, Some((last, _))) if self.events == 1 && shared(last) => {
+                last.encoded::<Answer>()
+            }
             _ => {
                 let mut body = std::mem::take(&mut self.body);
                 if self.events <= 1 {
@@ -340,6 +342,17 @@ impl Batch {
         *res.headers_mut() = HEADERS.clone();
         res
     }
+}
+
+/// Holders from which an event's answer is made once and shared: a hub keeps an event in its
+/// history and its buffer, and one poll holds it; more are polls it completes at the same time.
+const SHARED_BY: usize = 6;
+
+/// Whether `event`'s answer is worth making once for every poll: it is made already, or many
+/// polls hold the event now (a topic's fan-out). An event one poll reads (a user's own topic)
+/// gets its answer written for that poll, and keeps no second copy in the hub's history.
+fn shared(event: &Event) -> bool {
+    event.is_encoded::<Answer>() || event.holders() >= SHARED_BY
 }
 
 /// The answer whose last event is this one and whose cursor is its id; for an id-only event,
