@@ -545,17 +545,6 @@ async fn h2_browser_opens_twelve_streams_and_a_websocket_over_https() {
     }
 }
 
-/// Parses a long-poll answer as a client does: the cursor is written once, so the last event
-/// without an `id` field has the answer's `cursor` as its id.
-fn long_poll_answer(body: &[u8]) -> serde_json::Value {
-    let mut answer: serde_json::Value = serde_json::from_slice(body).unwrap();
-    let cursor = answer["cursor"].clone();
-    if let Some(last) = answer["events"]
-        .as_array_mut()
-        .and_then(|events| events.last_mut())
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        last.entry("id").or_insert(cursor);
-    }
-    answer
-}
+#[path = "../common/long_poll_answer.rs"]
+mod long_poll_answer;
+use long_poll_answer::long_poll_answer;
