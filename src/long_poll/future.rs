@@ -20,7 +20,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::LazyLock,
-    task::{ready, Context, Poll},
+    task::{ready, Context, Poll, Waker},
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
@@ -196,7 +196,16 @@ impl Batch {
         St: Stream,
         St::Item: IntoPush,
     {
+        // Once the answer has an event and is not lingering, the stream is asked only what
+        // else is ready: with the no-op waker, as nothing will wait for a wake-up (a hub
+        // subscription then answers without joining its buffer's wait list).
+        let mut ready_only = Context::from_waker(Waker::noop());
         loop {
+            let cx = if self.events > 0 && self.linger.is_zero() {
+                &mut ready_only
+            } else {
+                &mut *cx
+            };
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match item.into_push() {
                     Ok(Push::Event(event)) => {
@@ -344,9 +353,10 @@ impl Batch {
     }
 }
 
-/// Holders from which an event's answer is made once and shared: a hub keeps an event in its
-/// history and its buffer, and one poll holds it; more are polls it completes at the same time.
-const SHARED_BY: usize = 6;
+/// Holders from which an event's answer is made once and shared: the in-memory hub keeps an
+/// event in its history and its buffer, and one poll holds it; a fourth is a second poll
+/// answering it at the same time (a topic's fan-out; once made, every later poll shares it).
+const SHARED_BY: usize = 4;
 
 /// Whether `event`'s answer is worth making once for every poll: it is made already, or many
 /// polls hold the event now (a topic's fan-out). An event one poll reads (a user's own topic)

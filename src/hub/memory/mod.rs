@@ -13,7 +13,7 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, OnceLock, RwLock, Weak,
     },
-    task::{ready, Context, Poll},
+    task::{ready, Context, Poll, Waker},
     time::{Duration, Instant},
 };
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -123,6 +123,9 @@ struct Topic {
     tx: OnceLock<broadcast::Sender<Entry>>,
     /// The hub's epoch, for the cursors a subscription makes when it resets.
     epoch: Arc<str>,
+    /// The offset after the last event sent to the live buffer: read without a lock by a
+    /// subscription asked only what is ready (see its `poll_next`).
+    sent: AtomicU64,
     /// Milliseconds from the hub's birth to the last publish or subscribe.
     touched: AtomicU64,
     /// Publishes and subscribes between finding the topic and using it: never swept then.
@@ -267,6 +270,7 @@ impl MemoryHub {
         if let Some(tx) = topic.tx.get() {
             let _ = tx.send(entry);
         }
+        topic.sent.store(state.next, Ordering::Release);
         drop(state);
         if budget.over() {
             self.shared.trim_history();
@@ -347,6 +351,7 @@ impl MemoryHub {
                     }),
                     tx: OnceLock::new(),
                     epoch: self.shared.epoch.clone(),
+                    sent: AtomicU64::new(start),
                     touched: AtomicU64::new(now),
                     using: AtomicUsize::new(0),
                     budget: self.shared.budget.clone(),
@@ -569,6 +574,16 @@ impl Stream for MemorySubscription {
         let this = &mut *self;
         if let Some(head) = this.head.take() {
             return Poll::Ready(Some(head));
+        }
+        // A look with the no-op waker asks only what is ready now (a long-poll that has its
+        // answer and sees whether more events can join it): when nothing was sent past this
+        // subscription, say so without a place in the buffer's wait list, whose lock every
+        // poll woken by the same event wants at that moment.
+        if this.pending.is_none()
+            && cx.waker().will_wake(Waker::noop())
+            && this.topic.sent.load(Ordering::Acquire) <= this.next
+        {
+            return Poll::Pending;
         }
         loop {
             if let Some(pending) = &mut this.pending {

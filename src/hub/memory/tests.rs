@@ -232,3 +232,30 @@ fn publishers_on_many_threads_keep_the_history_within_its_budget() {
     assert!(hub.history_bytes() <= CAP, "{}", hub.history_bytes());
     assert!(hub.history_bytes() > CAP / 2, "{}", hub.history_bytes());
 }
+
+/// A poll with the no-op waker (a long-poll asking what else is ready) sees every event sent
+/// past the subscription, and `Pending` only when there is none.
+#[tokio::test]
+async fn a_look_with_the_noop_waker_sees_what_is_ready() {
+    let hub = MemoryHub::new();
+    let mut sub = hub.subscribe("t", StartAt::Now);
+    let mut look = Context::from_waker(Waker::noop());
+    let mut poll = |sub: &mut MemorySubscription| Pin::new(sub).poll_next(&mut look);
+    assert!(
+        matches!(poll(&mut sub), Poll::Ready(Some(e)) if e.is_cursor_only()),
+        "the position first"
+    );
+    assert!(poll(&mut sub).is_pending(), "nothing sent yet");
+    hub.publish_now("t", Event::new().data("a")).unwrap();
+    hub.publish_now("t", Event::new().data("b")).unwrap();
+    for data in ["a", "b"] {
+        match poll(&mut sub) {
+            Poll::Ready(Some(e)) => assert_eq!(e.get_data(), Some(data)),
+            other => panic!("{data} is ready, got {other:?}"),
+        }
+    }
+    assert!(poll(&mut sub).is_pending(), "both taken");
+    // A real wait still wakes on the next event.
+    hub.publish_now("t", Event::new().data("c")).unwrap();
+    assert_eq!(next(&mut sub).await.get_data(), Some("c"));
+}
