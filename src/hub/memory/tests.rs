@@ -1,7 +1,12 @@
 //! Unit tests of the memory hub.
 
 use super::*;
-use std::time::Duration;
+use futures_core::Stream as _;
+use std::{
+    pin::Pin,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 use tokio_stream::StreamExt as _;
 
 async fn next(sub: &mut MemorySubscription) -> Event {
