@@ -365,13 +365,11 @@ fn too_long(what: &str, max: usize) -> Reject {
 /// Percent-decodes a query component (`+` is a space, as in HTML forms); borrowed when there
 /// is nothing to decode (a cursor never needs it, so a poll's cursor costs no copy here).
 pub(crate) fn decode(s: &str) -> Cow<'_, [u8]> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(s.as_bytes());
-    }
     if s.contains('+') {
         let spaced = s.replace('+', " ");
         Cow::Owned(percent_encoding::percent_decode(spaced.as_bytes()).collect())
     } else {
+        // Borrowed when there is no `%` escape.
         percent_encoding::percent_decode(s.as_bytes()).into()
     }
 }

@@ -358,8 +358,8 @@ impl Batch {
 /// answering it at the same time (a topic's fan-out; once made, every later poll shares it).
 const SHARED_BY: usize = 4;
 
-/// Whether `event`'s answer is worth making once for every poll: it is made already, or many
-/// polls hold the event now (a topic's fan-out). An event one poll reads (a user's own topic)
+/// Whether `event`'s answer is worth making once for every poll: it is made already, or a
+/// second poll holds the event now (a topic's fan-out). An event one poll reads (a user's own topic)
 /// gets its answer written for that poll, and keeps no second copy in the hub's history.
 fn shared(event: &Event) -> bool {
     event.is_encoded::<Answer>() || event.holders() >= SHARED_BY
