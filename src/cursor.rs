@@ -306,15 +306,17 @@ impl Default for ReadCursor {
 }
 
 impl ReadCursor {
-    /// Inserts a [`LastEventId`] unless one is present. Returns the refusal for a bad value.
-    pub(crate) fn apply<B>(&self, req: &mut Request<B>) -> Result<(), Reject> {
-        if req.extensions().get::<LastEventId>().is_some() {
-            return Ok(());
+    /// Inserts a [`LastEventId`] unless one is present, and returns the request's cursor (a
+    /// clone: it shares its text). Returns the refusal for a bad value.
+    pub(crate) fn apply<B>(&self, req: &mut Request<B>) -> Result<Option<LastEventId>, Reject> {
+        if let Some(id) = req.extensions().get::<LastEventId>() {
+            return Ok(Some(id.clone()));
         }
-        if let Some(id) = self.read(req)? {
-            req.extensions_mut().insert(id);
+        let id = self.read(req)?;
+        if let Some(id) = &id {
+            req.extensions_mut().insert(id.clone());
         }
-        Ok(())
+        Ok(id)
     }
 
     fn read<B>(&self, req: &Request<B>) -> Result<Option<LastEventId>, Reject> {
@@ -328,7 +330,7 @@ impl ReadCursor {
         };
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if *decode(name) != *self.query_param.as_bytes() {
+            if name != self.query_param && *decode(name) != *self.query_param.as_bytes() {
                 continue;
             }
             // Each byte decodes from at most three: refuse before allocating for a huge value.
@@ -365,6 +367,11 @@ fn too_long(what: &str, max: usize) -> Reject {
 /// Percent-decodes a query component (`+` is a space, as in HTML forms); borrowed when there
 /// is nothing to decode (a cursor never needs it, so a poll's cursor costs no copy here).
 pub(crate) fn decode(s: &str) -> Cow<'_, [u8]> {
+    // One scan for either byte (a cursor has neither): cheaper than `percent_decode`'s own
+    // look for escapes, which goes through its iterator byte by byte.
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s.as_bytes());
+    }
     if s.contains('+') {
         let spaced = s.replace('+', " ");
         Cow::Owned(percent_encoding::percent_decode(spaced.as_bytes()).collect())

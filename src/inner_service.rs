@@ -2,7 +2,7 @@
 //! become responses, counted as refusals.
 
 use crate::{
-    cursor::ReadCursor,
+    cursor::{LastEventId, ReadCursor},
     error::BoxError,
     observe,
     rejection::{self, Reject},
@@ -73,12 +73,16 @@ pub(crate) fn inner_error(error: BoxError) -> Response<Bytes> {
     }
 }
 
-/// Puts the request's cursor in its extensions (see [`ReadCursor`]); for a bad one, the
-/// refusal to answer instead (counted).
-pub(crate) fn read_cursor<B>(config: &ReadCursor, req: &mut Request<B>) -> Option<Response<Bytes>> {
-    let reject = config.apply(req).err()?;
-    observe::refused(reject.status(), crate::reason::Refusal::Cursor);
-    Some(reject.into_http_response())
+/// Puts the request's cursor in its extensions (see [`ReadCursor`]) and returns it; for a bad
+/// one, the refusal to answer instead (counted).
+pub(crate) fn read_cursor<B>(
+    config: &ReadCursor,
+    req: &mut Request<B>,
+) -> Result<Option<LastEventId>, Response<Bytes>> {
+    config.apply(req).map_err(|reject| {
+        observe::refused(reject.status(), crate::reason::Refusal::Cursor);
+        reject.into_http_response()
+    })
 }
 
 impl<S: Clone> Clone for Inner<S> {

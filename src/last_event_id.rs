@@ -134,7 +134,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         match self.config.apply(&mut req) {
-            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+            Ok(_) => ResponseFuture::inner(self.inner.call(req)),
             Err(refusal) => {
                 crate::observe::refused(refusal.status(), crate::reason::Refusal::Cursor);
                 ResponseFuture::refused(refusal.into_http_response())

@@ -67,7 +67,7 @@ use crate::reason::Refusal;
 #[cfg(transport)]
 use crate::{event::Event, principal::Principal};
 #[cfg(transport)]
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Span;
 
 /// Gauge: open push connections, by `transport`.
@@ -182,6 +182,11 @@ pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>
     #[cfg(feature = "metrics")]
     metrics::counter!(REQUESTS, "transport" => transport, "http_version" => http_version)
         .increment(1);
+    // No subscriber takes info now: the span would be disabled, so skip making it (the
+    // global level is one atomic load; making a disabled span looks up its callsite).
+    if !tracing::level_enabled!(tracing::Level::INFO) {
+        return Span::none();
+    }
     let span = tracing::info_span!(
         "push_connection",
         transport,
@@ -205,7 +210,10 @@ pub(crate) fn connection_span<B>(transport: &'static str, req: &http::Request<B>
 /// Records `topic` in the current connection span (if any).
 #[cfg_attr(not(feature = "hub"), allow(dead_code))]
 pub(crate) fn record_topic(topic: &str) {
-    Span::current().record("topic", topic);
+    // Connection spans are info spans: none exists below that level.
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        Span::current().record("topic", topic);
+    }
 }
 
 /// An open push connection: counts what it delivers, and reports its close when dropped.
@@ -213,7 +221,9 @@ pub(crate) fn record_topic(topic: &str) {
 pub(crate) struct Connection {
     span: Span,
     transport: &'static str,
-    opened: Instant,
+    /// When it opened; read only for the close's log line and duration metric, so not at
+    /// all when neither is wanted (a clock read per poll otherwise).
+    opened: Option<Instant>,
     events: u64,
     bytes: u64,
     reason: CloseReason,
@@ -259,7 +269,8 @@ impl Connection {
         Self {
             span,
             transport,
-            opened: Instant::now(),
+            opened: (cfg!(feature = "metrics") || tracing::level_enabled!(tracing::Level::INFO))
+                .then(Instant::now),
             events: 0,
             bytes: 0,
             reason: CloseReason::ClientGone,
@@ -333,7 +344,9 @@ impl Connection {
 #[cfg(transport)]
 impl Drop for Connection {
     fn drop(&mut self) {
-        let duration = self.opened.elapsed();
+        let duration = self
+            .opened
+            .map_or(Duration::ZERO, |opened| opened.elapsed());
         self.span.in_scope(|| {
             tracing::info!(
                 reason = self.reason.as_str(),

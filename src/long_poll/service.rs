@@ -1,10 +1,6 @@
 use super::ResponseFuture;
 use crate::{
-    body::PushBody,
-    cursor::{LastEventId, ReadCursor},
-    error::BoxError,
-    inner_service::Inner,
-    observe,
+    body::PushBody, cursor::ReadCursor, error::BoxError, inner_service::Inner, observe,
     push::IntoPush,
 };
 use futures_core::Stream;
@@ -58,11 +54,11 @@ impl Config {
         if let Some(res) = inner.take_error() {
             return ResponseFuture::ready(res);
         }
-        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
-            return ResponseFuture::ready(res);
-        }
         // Shared, not copied: the answer repeats it when no event moves it.
-        let cursor = req.extensions().get::<LastEventId>().cloned();
+        let cursor = match crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+            Ok(cursor) => cursor,
+            Err(res) => return ResponseFuture::ready(res),
+        };
         let span = observe::connection_span("long-poll", &req);
         let future = span.in_scope(|| inner.service.call(req));
         ResponseFuture::new(future, self, cursor, span)

@@ -40,7 +40,7 @@ impl Config {
         if let Some(res) = inner.take_error() {
             return ResponseFuture::ready(res);
         }
-        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+        if let Err(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
             return ResponseFuture::ready(res);
         }
         let span = observe::connection_span("sse", &req);

@@ -35,7 +35,7 @@ impl Config {
             Ok(accepted) => accepted,
             Err(reject) => return ResponseFuture::ready(reject.into_http_response()),
         };
-        if let Some(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
+        if let Err(res) = crate::inner_service::read_cursor(&self.last_event_id, &mut req) {
             return ResponseFuture::ready(res);
         }
         let (tx, rx) = mpsc::channel(self.inbound_buffer);

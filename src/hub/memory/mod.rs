@@ -18,6 +18,7 @@ mod budget;
 mod builder;
 mod error;
 mod subscription;
+mod waiters;
 pub use budget::DEFAULT_MEMORY_MAX_HISTORY_BYTES;
 use budget::{Budget, Kept};
 pub use builder::MemoryHubBuilder;
@@ -122,12 +123,14 @@ struct Topic {
     /// The hub's epoch, for the cursors a subscription makes when it resets.
     epoch: Arc<str>,
     /// The offset after the last event sent to the live buffer: read without a lock by a
-    /// subscription asked only what is ready (see its `poll_next`).
+    /// subscription, which reads the buffer only when this says an event is there.
     sent: AtomicU64,
     /// Milliseconds from the hub's birth to the last publish or subscribe.
     touched: AtomicU64,
     /// Publishes and subscribes between finding the topic and using it: never swept then.
     using: AtomicUsize,
+    /// Subscriptions waiting for the next event (they wait here, not in the buffer).
+    waiters: waiters::Waiters,
     /// The hub's history budget, which this topic's ring counts against until it drops.
     budget: Arc<Budget>,
 }
@@ -270,6 +273,7 @@ impl MemoryHub {
         }
         topic.sent.store(state.next, Ordering::Release);
         drop(state);
+        topic.waiters.wake_all();
         if budget.over() {
             self.shared.trim_history();
         }
@@ -352,6 +356,7 @@ impl MemoryHub {
                     sent: AtomicU64::new(start),
                     touched: AtomicU64::new(now),
                     using: AtomicUsize::new(0),
+                    waiters: Default::default(),
                     budget: self.shared.budget.clone(),
                 });
                 topics.map.insert(name.into(), topic.clone());

@@ -1,8 +1,7 @@
 //! The subscription stream of the in-memory hub: the position first, then replayed history,
 //! then the topic's live buffer.
 
-use super::{cursor, reset_event, Entry, ResetReason, Topic};
-use crate::hub::live::LiveReceiver;
+use super::{cursor, reset_event, waiters::Slot, Entry, ResetReason, Topic};
 use crate::sync::lock;
 use crate::{event::Event, observe};
 use futures_core::Stream;
@@ -11,17 +10,21 @@ use std::{
     fmt,
     pin::Pin,
     sync::{atomic::Ordering, Arc},
-    task::{ready, Context, Poll, Waker},
+    task::{Context, Poll, Waker},
 };
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 
 /// The subscription stream of a [`MemoryHub`](super::MemoryHub). See the [module docs](crate::hub).
 #[must_use = "streams do nothing unless polled"]
 pub struct MemorySubscription {
     // Hot fields first, and small: fan-out to many subscribers is bound by memory traffic.
-    rx: LiveReceiver<Entry>,
+    /// Read only when the topic's `sent` offset says an event is there: a subscription waits
+    /// in the topic's [`Waiters`](super::waiters::Waiters), not in the buffer's wait list.
+    rx: broadcast::Receiver<Entry>,
     /// The offset of the next live event to deliver.
     next: u64,
+    /// Its place among the topic's waiters, while it waits.
+    waiting: Slot,
     /// The position or reset event, first.
     head: Option<Event>,
     /// Replayed history, or a catch-up after lagging (or its reset); boxed because
@@ -43,8 +46,9 @@ impl MemorySubscription {
         topic: Arc<Topic>,
     ) -> Self {
         Self {
-            rx: LiveReceiver::new(rx),
+            rx,
             next,
+            waiting: None,
             head: Some(head),
             pending,
             topic,
@@ -84,16 +88,6 @@ impl Stream for MemorySubscription {
         if let Some(head) = this.head.take() {
             return Poll::Ready(Some(head));
         }
-        // A look with the no-op waker asks only what is ready now (a long-poll that has its
-        // answer and sees whether more events can join it): when nothing was sent past this
-        // subscription, say so without a place in the buffer's wait list, whose lock every
-        // poll woken by the same event wants at that moment.
-        if this.pending.is_none()
-            && cx.waker().will_wake(Waker::noop())
-            && this.topic.sent.load(Ordering::Acquire) <= this.next
-        {
-            return Poll::Pending;
-        }
         loop {
             if let Some(pending) = &mut this.pending {
                 match pending.pop_front() {
@@ -101,19 +95,42 @@ impl Stream for MemorySubscription {
                     None => this.pending = None,
                 }
             }
-            match ready!(this.rx.poll_recv(cx)) {
-                Err(RecvError::Closed) => return Poll::Ready(None),
+            // Nothing sent past this subscription: wait for the next publish. A look with the
+            // no-op waker asks only what is ready now (a long poll that has its answer and sees
+            // whether more events can join it), so it takes no place among the waiters.
+            if this.topic.sent.load(Ordering::Acquire) <= this.next {
+                if cx.waker().will_wake(Waker::noop()) {
+                    return Poll::Pending;
+                }
+                this.topic.waiters.register(&mut this.waiting, cx.waker());
+                // A publish between the look and the registration woke the list before this
+                // waker was in it: look again.
+                if this.topic.sent.load(Ordering::Acquire) <= this.next {
+                    return Poll::Pending;
+                }
+            }
+            match this.rx.try_recv() {
+                Err(TryRecvError::Closed) => return Poll::Ready(None),
                 Ok(entry) if entry.offset < this.next => {} // already delivered
                 Ok(entry) if entry.offset == this.next => {
                     this.next += 1;
                     return Poll::Ready(Some(entry.event));
                 }
                 // A gap: only after lagging, which the buffer reports first; handled alike.
-                Ok(_) | Err(RecvError::Lagged(_)) => {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {
                     observe::lagged();
                     this.catch_up()
                 }
+                // `sent` is stored after the event went into the buffer, so this does not
+                // happen; should it, history has what the buffer lacks.
+                Err(TryRecvError::Empty) => this.catch_up(),
             }
         }
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        self.topic.waiters.unregister(self.waiting);
     }
 }
