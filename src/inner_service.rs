@@ -75,6 +75,8 @@ pub(crate) fn inner_error(error: BoxError) -> Response<Bytes> {
 
 /// Puts the request's cursor in its extensions (see [`ReadCursor`]) and returns it; for a bad
 /// one, the refusal to answer instead (counted).
+#[inline]
+#[allow(clippy::result_large_err)] // the refusal is the answer, handed straight back
 pub(crate) fn read_cursor<B>(
     config: &ReadCursor,
     req: &mut Request<B>,
