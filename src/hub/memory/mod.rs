@@ -57,8 +57,22 @@ pub const DEFAULT_MEMORY_MAX_TOPICS: usize = 100_000;
 /// past it, a publish to a new topic fails with [`MemoryHubError::TooManyTopics`] (logged at
 /// warn at most every 10 s, counted in `tower_push_topics_refused_total`), while the topics
 /// that exist keep working. A topic costs what it holds: its history grows as it fills, and
-/// its live buffer is made by its first subscriber, so a topic holding one short event and no
-/// subscriber is well under 1 KiB.
+/// its live buffer is made by its first subscriber that reads on (a stream; a long poll never
+/// needs one), so a topic holding one short event and no subscriber is well under 1 KiB.
+///
+/// # Live delivery
+///
+/// A subscription waits in its topic's list of waiters, woken all at once by a publish. Its
+/// first live events come from the topic's recent events (the last [buffer] events, kept
+/// while the topic has subscriptions); one that reads on joins the live buffer, shared by the
+/// topic's streams. So a held long poll, which answers with its first events, never joins
+/// the buffer: it costs the topic a waker and a count, not a place in the buffer taken and
+/// given up under the buffer's lock, which every poll woken by the same event wants at once.
+/// Live delivery does not depend on history: a subscription that falls behind the buffer (or
+/// the recent events) catches up from history, or gets `reset` (`expired`) when history no
+/// longer has what it missed.
+///
+/// [buffer]: MemoryHubBuilder::buffer
 ///
 /// # Bounded history
 ///
@@ -118,8 +132,13 @@ struct Topics {
 
 struct Topic {
     state: Mutex<TopicState>,
-    /// Made by the first subscriber (under `state`): a topic only published to holds none.
+    /// Made by the first subscriber that joins it (under `state`): a topic only published to,
+    /// or only polled, holds none.
     tx: OnceLock<broadcast::Sender<Entry>>,
+    /// The live buffer's size, for the subscriber that makes it.
+    buffer: usize,
+    /// Live subscriptions, joined to the buffer or not.
+    subscribers: AtomicUsize,
     /// The hub's epoch, for the cursors a subscription makes when it resets.
     epoch: Arc<str>,
     /// The offset after the last event sent to the live buffer: read without a lock by a
@@ -141,11 +160,7 @@ struct InUse(Arc<Topic>);
 impl InUse {
     /// Marks `topic` used now (the sweep leaves it alone until the handle is dropped).
     fn new(topic: &Arc<Topic>, now: u64) -> Self {
-        // Written only when it changes: a burst of polls shares one cache line without
-        // each of them taking it over.
-        if topic.touched.load(Ordering::Relaxed) != now {
-            topic.touched.store(now, Ordering::Relaxed);
-        }
+        touch(topic, now);
         topic.using.fetch_add(1, Ordering::Acquire);
         Self(topic.clone())
     }
@@ -168,6 +183,10 @@ struct TopicState {
     /// The offset the next event gets; offsets start at 1, so `next - 1` is the last one.
     next: u64,
     ring: VecDeque<Kept>,
+    /// The last events (at most the buffer's size), kept while the topic has subscriptions
+    /// and not counted against the history budget: what the live buffer holds, for the
+    /// subscriptions not joined to it. Live delivery does not depend on history.
+    recent: VecDeque<Entry>,
     /// The position event of the offset it names, made by the first subscription that
     /// started there and shared by the next ones: polls and reconnects that kept up all start
     /// at the current offset, and then cost a reference count instead of a cursor and an event.
@@ -196,7 +215,9 @@ struct Entry {
 pub struct TopicStats {
     /// Events kept for resume (at most the configured history).
     pub history: usize,
-    /// Events in the live buffer not yet seen by every subscriber (at most the buffer size).
+    /// Events in the live buffer not yet seen by every subscriber joined to it (at most the
+    /// buffer size). A long poll never joins it; a stream does once it reads on past its
+    /// first live events.
     pub queued: usize,
     /// Live subscriptions.
     pub subscribers: usize,
@@ -266,6 +287,16 @@ impl MemoryHub {
             }
         }
         state.ring.push_back(budget.keep(entry.clone()));
+        // The newest events for subscriptions not joined to the buffer, while there are any
+        // subscriptions (counted under this lock).
+        if topic.subscribers.load(Ordering::Relaxed) > 0 {
+            if state.recent.len() >= topic.buffer {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(entry.clone());
+        } else if !state.recent.is_empty() {
+            state.recent = VecDeque::new();
+        }
         // Sent under the lock, so the buffer's order is the offsets' order. An error only
         // means nobody is subscribed (nor is there a buffer before the first subscriber).
         if let Some(tx) = topic.tx.get() {
@@ -287,7 +318,7 @@ impl MemoryHub {
         Some(TopicStats {
             history: state.ring.len(),
             queued: topic.tx.get().map_or(0, broadcast::Sender::len),
-            subscribers: topic.tx.get().map_or(0, broadcast::Sender::receiver_count),
+            subscribers: topic.subscribers.load(Ordering::Acquire),
             published: state.last(),
         })
     }
@@ -349,9 +380,12 @@ impl MemoryHub {
                     state: Mutex::new(TopicState {
                         next: start,
                         ring: VecDeque::new(),
+                        recent: VecDeque::new(),
                         position: None,
                     }),
                     tx: OnceLock::new(),
+                    buffer: self.shared.buffer,
+                    subscribers: AtomicUsize::new(0),
                     epoch: self.shared.epoch.clone(),
                     sent: AtomicU64::new(start),
                     touched: AtomicU64::new(now),
@@ -426,7 +460,7 @@ impl Shared {
         let idle = self.idle.as_millis() as u64;
         let before = topics.map.len();
         topics.map.retain(|_, topic| {
-            let subscribers = topic.tx.get().map_or(0, broadcast::Sender::receiver_count);
+            let subscribers = topic.subscribers.load(Ordering::Acquire);
             if topic.using.load(Ordering::Acquire) > 0 || subscribers > 0 {
                 return true;
             }
@@ -487,38 +521,28 @@ impl Hub for MemoryHub {
 
     fn subscribe(&self, topic: &str, from: StartAt) -> MemorySubscription {
         observe::record_topic(topic);
+        {
+            // Found and subscribed under the map's read lock (no sweep runs meanwhile, so the
+            // topic needs no in-use mark): every poll and reconnect comes this way.
+            let topics = read(&self.shared.topics);
+            if let Some(found) = topics.map.get(topic) {
+                touch(found, self.shared.now());
+                return self.subscribe_to(found, from);
+            }
+        }
         let topic = match self.topic(topic, false) {
             Ok(topic) => topic,
             Err(_) => unreachable!("subscribing is not capped"),
         };
-        let mut state = lock(&topic.state);
-        // Subscribed under the lock: the buffer holds exactly the events after `state.next - 1`.
-        let rx = topic
-            .tx
-            .get_or_init(|| broadcast::channel(self.shared.buffer).0)
-            .subscribe();
-        let topic = topic.clone();
-        let (head, pending) = match self.resume_point(from, &state) {
-            Ok(after) => {
-                let skip = (after + 1 - state.oldest()) as usize;
-                // Replayed history, if any (a poll or reconnect that kept up has none).
-                let replay = (skip < state.ring.len()).then(|| {
-                    Box::new(
-                        state
-                            .ring
-                            .iter()
-                            .skip(skip)
-                            .map(|k| k.entry.event.clone())
-                            .collect(),
-                    )
-                });
-                (self.position(&mut state, after), replay)
-            }
-            Err(reason) => (reset_event(reason, &self.cursor(state.last())), None),
-        };
-        let next = state.next;
-        drop(state);
-        MemorySubscription::new(rx, next, head, pending, topic)
+        self.subscribe_to(&topic, from)
+    }
+}
+
+/// Marks `topic` used at `now` (written only when it changes: a burst of polls shares one
+/// cache line without each of them taking it over).
+fn touch(topic: &Topic, now: u64) {
+    if topic.touched.load(Ordering::Relaxed) != now {
+        topic.touched.store(now, Ordering::Relaxed);
     }
 }
 

@@ -264,3 +264,57 @@ async fn a_look_with_the_noop_waker_sees_what_is_ready() {
     hub.publish_now("t", Event::new().data("c")).unwrap();
     assert_eq!(next(&mut sub).await.get_data(), Some("c"));
 }
+
+/// A subscription at the current offset (a poll) takes its first live events from the
+/// topic's recent events: the topic makes no buffer for it. One that reads on (a stream) joins
+/// the buffer then, and misses nothing published meanwhile.
+#[tokio::test]
+async fn a_poll_takes_no_place_in_the_buffer_and_a_stream_joins_it() {
+    let hub = MemoryHub::new();
+    let topic = || read(&hub.shared.topics).map.get("t").cloned().unwrap();
+    let mut poll = hub.subscribe("t", StartAt::Now);
+    next(&mut poll).await; // position
+    hub.publish_now("t", Event::new().data("a")).unwrap();
+    assert_eq!(next(&mut poll).await.get_data(), Some("a"));
+    assert!(topic().tx.get().is_none(), "no buffer made for a poll");
+    assert_eq!(hub.topic_stats("t").unwrap().subscribers, 1);
+    drop(poll);
+    assert_eq!(hub.topic_stats("t").unwrap().subscribers, 0);
+
+    let mut stream = hub.subscribe("t", StartAt::Now);
+    next(&mut stream).await;
+    hub.publish_now("t", Event::new().data("b")).unwrap();
+    assert_eq!(next(&mut stream).await.get_data(), Some("b"));
+    hub.publish_now("t", Event::new().data("c")).unwrap();
+    hub.publish_now("t", Event::new().data("d")).unwrap();
+    assert_eq!(next(&mut stream).await.get_data(), Some("c"));
+    let tx = topic().tx.get().cloned().expect("joined on reading on");
+    assert_eq!(tx.receiver_count(), 1);
+    hub.publish_now("t", Event::new().data("e")).unwrap();
+    for data in ["d", "e"] {
+        assert_eq!(next(&mut stream).await.get_data(), Some(data));
+    }
+}
+
+/// The recent events are kept only while the topic has subscriptions.
+#[tokio::test]
+async fn recent_events_are_kept_only_for_subscriptions() {
+    let hub = MemoryHub::builder().buffer(4).build();
+    let recent = || {
+        let topic = read(&hub.shared.topics).map.get("t").cloned().unwrap();
+        let offsets: Vec<u64> = lock(&topic.state).recent.iter().map(|e| e.offset).collect();
+        offsets
+    };
+    hub.publish_now("t", Event::new()).unwrap();
+    assert!(recent().is_empty(), "no subscription");
+    let sub = hub.subscribe("t", StartAt::Now);
+    for _ in 0..10 {
+        hub.publish_now("t", Event::new()).unwrap();
+    }
+    let kept = recent();
+    assert_eq!(kept.len(), 4, "at most the buffer's size");
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
+    drop(sub);
+    hub.publish_now("t", Event::new()).unwrap();
+    assert!(recent().is_empty(), "dropped with the last subscription");
+}
