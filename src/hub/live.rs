@@ -1,4 +1,4 @@
-//! Reading a topic's live broadcast buffer, shared by the hub backends.
+//! Reading a topic's live broadcast buffer, shared by the backbone hubs (Redis, NATS).
 
 use std::task::{ready, Context, Poll};
 use tokio::sync::broadcast::{

@@ -105,6 +105,7 @@ mod access;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod backbone;
 mod contract;
+#[cfg(any(feature = "redis", feature = "nats"))]
 mod live;
 mod memory;
 #[cfg(feature = "nats")]
