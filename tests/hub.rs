@@ -112,3 +112,77 @@ async fn memory_damaged_cursors_reset_or_resume_exactly() {
 async fn memory_a_damaged_composite_resets_what_it_cannot_place() {
     hub_suite::a_damaged_composite_resets_what_it_cannot_place(MemoryHub::new()).await;
 }
+
+/// Held polls racing a publish on two threads: each of 64 tasks subscribes at the current
+/// offset (as a poll with an up-to-date cursor does), and a publish comes while they make
+/// their first wait. Every one of them is woken and gets exactly the next event: a wait that
+/// registers just after the publish looked at its list must see the event, not sleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_polls_racing_a_publish_are_all_woken() {
+    use std::{sync::Arc, time::Duration};
+    use tokio::sync::Barrier;
+    use tokio_stream::StreamExt as _;
+    use tower_push::cursor::StartAt;
+
+    const POLLS: usize = 64;
+    const ROUNDS: usize = 2_000;
+    let hub = MemoryHub::new();
+    let offset = |id: &str| -> u64 { id.rsplit_once('-').unwrap().1.parse().unwrap() };
+    let start = Arc::new(Barrier::new(POLLS + 1));
+    let done = Arc::new(Barrier::new(POLLS + 1));
+    let polls: Vec<_> = (0..POLLS)
+        .map(|_| {
+            let (hub, start, done) = (hub.clone(), start.clone(), done.clone());
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let mut poll = hub.subscribe("t", StartAt::Now);
+                    let position = poll.next().await.expect("the position");
+                    let at = offset(position.get_id().unwrap());
+                    start.wait().await;
+                    // The deadline first: a poll the publish did not wake would otherwise be
+                    // found holding its event when the deadline's own wake polls it.
+                    let event = tokio::select! {
+                        biased;
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {
+                            panic!("round {round}: the publish did not wake this poll")
+                        }
+                        event = poll.next() => event.expect("the stream goes on"),
+                    };
+                    assert_eq!(offset(event.get_id().unwrap()), at + 1, "round {round}");
+                    assert_eq!(event.get_data(), Some(&*round.to_string()));
+                    drop(poll);
+                    done.wait().await;
+                }
+            })
+        })
+        .collect();
+    // A poll that fails never reaches the barrier: its panic is reported by its handle.
+    let bounded = |barrier: Arc<Barrier>| async move {
+        tokio::time::timeout(Duration::from_secs(10), barrier.wait())
+            .await
+            .is_ok()
+    };
+    let mut finished = true;
+    for round in 0..ROUNDS {
+        if !bounded(start.clone()).await {
+            finished = false;
+            break;
+        }
+        hub.publish_now("t", Event::new().data(round.to_string()))
+            .unwrap();
+        if !bounded(done.clone()).await {
+            finished = false;
+            break;
+        }
+    }
+    for poll in polls {
+        if !finished {
+            poll.abort();
+        }
+        if let Err(error) = poll.await {
+            assert!(error.is_cancelled(), "a poll failed: {error}");
+        }
+    }
+    assert!(finished, "a poll stopped before the last round");
+    assert_eq!(hub.topic_stats("t").unwrap().subscribers, 0);
+}
