@@ -137,33 +137,20 @@ impl MemoryHub {
             // (taken and given up under the buffer's lock, which every poll woken by the same
             // event wants at once).
             Ok(after) if after == state.last() => (self.position(&mut state, after), None, None),
-            resume => {
+            Ok(after) => {
                 // Subscribed under the lock: the buffer holds exactly the events after
-                // `state.next - 1`.
+                // `state.next - 1`, and history the ones it missed, replayed first.
                 let rx = subscribe_buffer(topic);
-                match resume {
-                    Ok(after) => {
-                        let skip = (after + 1 - state.oldest()) as usize;
-                        // Replayed history, if any (a reconnect that kept up has none).
-                        let replay = (skip < state.ring.len()).then(|| {
-                            Box::new(
-                                state
-                                    .ring
-                                    .iter()
-                                    .skip(skip)
-                                    .map(|k| k.entry.event.clone())
-                                    .collect(),
-                            )
-                        });
-                        (self.position(&mut state, after), Some(rx), replay)
-                    }
-                    Err(reason) => (
-                        reset_event(reason, &self.cursor(state.last())),
-                        Some(rx),
-                        None,
-                    ),
-                }
+                let skip = (after + 1 - state.oldest()) as usize;
+                let replay = state.ring.iter().skip(skip);
+                let replay = Box::new(replay.map(|k| k.entry.event.clone()).collect());
+                (self.position(&mut state, after), Some(rx), Some(replay))
             }
+            Err(reason) => (
+                reset_event(reason, &self.cursor(state.last())),
+                Some(subscribe_buffer(topic)),
+                None,
+            ),
         };
         // Counted under the lock, before the sweep could see the topic unused.
         topic.subscribers.fetch_add(1, Ordering::AcqRel);
