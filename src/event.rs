@@ -76,6 +76,10 @@ struct Inner {
     /// When a hub published it (for the publish-to-write metric); not part of the event.
     #[cfg_attr(not(all(feature = "metrics", feature = "hub")), allow(dead_code))]
     published_at: Option<Instant>,
+    /// Whether the hub that published it had more than one subscriber to hand it to: a hint
+    /// that transports write it for many connections (their encodings are worth sharing).
+    #[cfg_attr(not(all(feature = "long-poll", feature = "hub")), allow(dead_code))]
+    fan_out: bool,
 }
 
 /// A wire format: how a transport writes an event. Each event is encoded at most once per
@@ -174,10 +178,13 @@ impl Event {
         }
     }
 
-    /// Marks the event as published now (hubs call this; it does not change the event).
+    /// Marks the event as published now to `subscribers` subscribers (hubs call this; it does
+    /// not change the event).
     #[cfg(feature = "hub")]
-    pub(crate) fn stamped(mut self) -> Self {
-        Arc::make_mut(&mut self.inner).published_at = Some(Instant::now());
+    pub(crate) fn stamped(mut self, subscribers: usize) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.published_at = Some(Instant::now());
+        inner.fan_out = subscribers > 1;
         self
     }
 
@@ -207,8 +214,9 @@ impl Event {
     fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
         f(inner);
-        // Any edit invalidates the cached encodings.
+        // Any edit invalidates the cached encodings, and makes an event of its own.
         inner.encoded = Default::default();
+        inner.fan_out = false;
         self
     }
 
@@ -391,6 +399,12 @@ impl Event {
     #[cfg_attr(not(feature = "long-poll"), allow(dead_code))]
     pub(crate) fn is_encoded<E: Encoding>(&self) -> bool {
         self.inner.encoded[E::SLOT].get().is_some()
+    }
+
+    /// Whether a hub handed this event to more than one subscriber when it published it.
+    #[cfg(all(feature = "long-poll", feature = "hub"))]
+    pub(crate) fn fans_out(&self) -> bool {
+        self.inner.fan_out
     }
 
     /// How many handles share this event now (a hub's history and buffer, and each

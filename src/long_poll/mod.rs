@@ -70,6 +70,7 @@
 //! # }
 //! ```
 
+mod answer;
 mod future;
 mod service;
 

@@ -306,7 +306,7 @@ pub(crate) fn fan_out<B: Backbone>(reader: &Reader<B>, id: B::Id, event: Option<
         if let Some(event) = event {
             let _ = reader.tx.send(Live::Entry {
                 id,
-                event: event.stamped(),
+                event: event.stamped(reader.tx.receiver_count()),
             });
         }
     });

@@ -275,10 +275,12 @@ impl MemoryHub {
         state.next += 1;
         self.shared.clock.fetch_max(state.next, Ordering::Relaxed);
         let cursor = self.cursor(offset);
+        // Counted under this lock.
+        let subscribers = topic.subscribers.load(Ordering::Relaxed);
         let event = event
             .id(cursor.as_str())
             .expect("cursors hold no line breaks")
-            .stamped();
+            .stamped(subscribers);
         observe::published("memory");
         let entry = Entry { offset, event };
         if state.ring.len() == self.shared.history {
@@ -288,8 +290,8 @@ impl MemoryHub {
         }
         state.ring.push_back(budget.keep(entry.clone()));
         // The newest events for subscriptions not joined to the buffer, while there are any
-        // subscriptions (counted under this lock).
-        if topic.subscribers.load(Ordering::Relaxed) > 0 {
+        // subscriptions.
+        if subscribers > 0 {
             if state.recent.len() >= topic.buffer {
                 state.recent.pop_front();
             }
