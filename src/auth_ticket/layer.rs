@@ -120,11 +120,9 @@ impl<S, St> RequireAuthTicket<S, St> {
     define_inner_service_accessors!();
 }
 
+/// The query's pairs, without empty ones (`a&&b`).
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
+    crate::cursor::query_pairs(query).filter(|(name, value)| !(name.is_empty() && value.is_empty()))
 }
 
 fn decode(s: &str) -> Cow<'_, str> {

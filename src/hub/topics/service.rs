@@ -198,8 +198,7 @@ fn bad_request(message: String) -> Reject {
 /// Every value of the query parameter `name`, percent-decoded.
 fn query_values(query: &str, name: &str) -> Result<Vec<String>, Reject> {
     let mut values = Vec::new();
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in crate::cursor::query_pairs(query) {
         if *crate::cursor::decode(key) != *name.as_bytes() {
             continue;
         }
