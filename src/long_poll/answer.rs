@@ -101,17 +101,19 @@ fn id_field_end(json: &[u8]) -> Option<usize> {
     None
 }
 
+/// An event with `data`, and `id` when given (for the long-poll tests).
+#[cfg(test)]
+pub(super) fn event(id: Option<&str>, data: &str) -> Event {
+    let event = Event::new().data(data);
+    match id {
+        Some(id) => event.id(id).unwrap(),
+        None => event,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(id: Option<&str>, data: &str) -> Event {
-        let event = Event::new().data(data);
-        match id {
-            Some(id) => event.id(id).unwrap(),
-            None => event,
-        }
-    }
 
     /// The answer the general path writes for `events` (in order) and `cursor`.
     fn answer(events: &[Event], cursor: Option<&str>) -> String {

@@ -33,14 +33,17 @@ pin_project! {
     pub struct ResponseFuture<F, St> {
         #[pin]
         kind: Kind<F, St>,
+        // Beside the state, not in it: the batch (a few hundred bytes) stays where it is made
+        // instead of being moved from one state to the next on every poll.
+        batch: Option<Batch>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
     enum Kind<F, St> {
-        Calling { #[pin] future: F, batch: Option<Batch> },
-        Collecting { #[pin] stream: St, #[pin] sleep: Sleep, batch: Batch },
+        Calling { #[pin] future: F },
+        Collecting { #[pin] stream: St, #[pin] sleep: Sleep },
         Ready { response: Option<Response<Bytes>> },
     }
 }
@@ -105,10 +108,8 @@ impl<F, St> ResponseFuture<F, St> {
             connection: None,
         };
         Self {
-            kind: Kind::Calling {
-                future,
-                batch: Some(batch),
-            },
+            kind: Kind::Calling { future },
+            batch: Some(batch),
         }
     }
 
@@ -117,6 +118,7 @@ impl<F, St> ResponseFuture<F, St> {
             kind: Kind::Ready {
                 response: Some(response),
             },
+            batch: None,
         }
     }
 }
@@ -143,9 +145,10 @@ where
 {
     type Output = Result<Response<PushBody<St>>, Infallible>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut kind = this.kind;
         loop {
-            let mut kind = self.as_mut().project().kind;
             match kind.as_mut().project() {
                 KindProj::Ready { response } => {
                     let res = response
@@ -153,28 +156,23 @@ where
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(res.map(PushBody::full)));
                 }
-                KindProj::Calling { future, batch } => {
-                    let span = &batch.as_ref().expect("batch is present while calling").span;
-                    let stream = match ready!(span.in_scope(|| future.poll(cx))) {
+                KindProj::Calling { future } => {
+                    let batch = this.batch.as_mut().expect("a poll has its batch");
+                    let stream = match ready!(batch.span.in_scope(|| future.poll(cx))) {
                         Ok(stream) => stream,
                         Err(error) => {
                             let res = crate::inner_service::inner_error(error.into());
                             return Poll::Ready(Ok(res.map(PushBody::full)));
                         }
                     };
-                    let mut batch = batch.take().expect("batch is present while calling");
                     batch.connection = Some(Connection::open(batch.span.clone(), "long-poll"));
                     kind.set(Kind::Collecting {
                         stream,
                         sleep: tokio::time::sleep_until(batch.deadline),
-                        batch,
                     });
                 }
-                KindProj::Collecting {
-                    mut stream,
-                    sleep,
-                    batch,
-                } => {
+                KindProj::Collecting { mut stream, sleep } => {
+                    let batch = this.batch.as_mut().expect("a poll has its batch");
                     ready!(batch.collect(stream.as_mut(), sleep, cx));
                     return Poll::Ready(Ok(batch.respond()));
                 }
@@ -354,15 +352,8 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
+    use super::super::answer::event;
     use super::*;
-
-    fn event(id: Option<&str>, data: &str) -> Event {
-        let event = Event::new().data(data);
-        match id {
-            Some(id) => event.id(id).unwrap(),
-            None => event,
-        }
-    }
 
     /// The answer `LongPoll` gives for a stream of `events` (without a request cursor).
     async fn polled(events: Vec<Event>) -> String {
