@@ -448,19 +448,27 @@ async fn two_instances_share_one_room_over_nats() {
 
 /// The real-browser test: headless Chromium, driven by playwright-core, as two users over
 /// each transport, through a server-side drop of every connection; then the fallback when
-/// WebSocket is refused. It saves the screenshot README.md shows.
+/// WebSocket is refused. It takes the screenshot README.md shows: into `docs/chat.png` with
+/// `UPDATE_SCREENSHOT=1`, else into a temporary file, so that a test run leaves the checkout
+/// as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_chat_over_every_transport() {
     let server = Server::start(memory_app, false).await;
     let no_websocket = Server::start(memory_app, true).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/chat.png");
+    let update = std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1");
+    let screenshot = if update {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/chat.png"))
+    } else {
+        std::env::temp_dir().join(format!("tower-push-chat-{}.png", std::process::id()))
+    };
+    let _ = std::fs::remove_file(&screenshot);
     let mut node = tokio::process::Command::new("node")
         .current_dir(dir)
         .arg("chat.mjs")
         .arg(format!("http://{}/", server.addr))
         .arg(format!("http://{}/", no_websocket.addr))
-        .arg(screenshot)
+        .arg(&screenshot)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -490,6 +498,14 @@ async fn two_browsers_chat_over_every_transport() {
             log.contains(&format!("ok {transport}")),
             "{transport} passed"
         );
+    }
+    let png = std::fs::read(&screenshot).expect("the browser took the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is a PNG"
+    );
+    if !update {
+        let _ = std::fs::remove_file(&screenshot);
     }
 }
 
