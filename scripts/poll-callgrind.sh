@@ -23,13 +23,8 @@ mkdir -p "$OUT"
 peers=("$@")
 [ ${#peers[@]} -gt 0 ] || peers=(tower-push axum)
 
-binary() {
-  case "$1" in
-    tower-push) echo "$BENCH/peers/tower-push/target/release/peer-tower-push" ;;
-    axum) echo "$BENCH/peers/axum/target/release/peer-axum" ;;
-    *) echo "$BENCH/peers/$1/target/release/peer-$1" ;;
-  esac
-}
+# A peer's server binary (peers with a Cargo project of their own: tower-push, axum, ...).
+binary() { echo "$BENCH/peers/$1/target/release/peer-$1"; }
 
 # Runs PEER under callgrind with EVENTS events; prints the server's total instructions.
 one() {
